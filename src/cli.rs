@@ -1,0 +1,561 @@
+//! The command-line interface. Thin: parses arguments, calls the library,
+//! prints. Exit codes: 0 success, 1 rejected input or invalid chain, 2 usage
+//! or I/O error, 3 `import --keep-going` with rejected lines.
+//!
+//! Human-readable output by default (amounts in yuan), `--json` for machines
+//! (amounts in fen).
+
+use crate::chain::{export_line, parse_export_line};
+use crate::envelope::Envelope;
+use crate::ledger::{Ledger, OnRejection, Outcome, GROUP_EVENTS_MAX};
+use crate::lines::{read_line_bounded, Line};
+use crate::verify::Verifier;
+use clap::{Parser, Subcommand};
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_REJECTED: i32 = 1;
+pub const EXIT_ERROR: i32 = 2;
+pub const EXIT_SOME_REJECTED: i32 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "sunledger",
+    version,
+    about = "A signed, hash-chained ledger for poverty-relief funds (扶贫资金账本): money that runs in the sunlight."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Make an Ed25519 key file {"key_id","public_key","secret_key"} (mode 0600).
+    Keygen {
+        #[arg(long)]
+        key_id: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign payload JSON bytes exactly as given; print one DSSE envelope line.
+    Sign {
+        /// Key files; give two for dual control (双人复核).
+        #[arg(long = "key", required = true)]
+        keys: Vec<PathBuf>,
+        /// The payload file (stdin if absent).
+        payload: Option<PathBuf>,
+    },
+    /// Create a ledger with its genesis event (创世事件).
+    Init {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        ledger: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        root_key: PathBuf,
+        #[arg(long)]
+        log_key: PathBuf,
+        /// Business date of genesis (default: today, UTC).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Append DSSE envelopes, one per line, durably and in groups.
+    Import {
+        #[arg(long)]
+        data: PathBuf,
+        /// Go on after a rejected line (exit 3 if any was rejected).
+        #[arg(long)]
+        keep_going: bool,
+        file: PathBuf,
+    },
+    /// Write the chain as JSON Lines records (SPEC §5), streaming.
+    Export {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Replay and verify an export or a data directory; report the first bad seq.
+    Verify {
+        /// An export file (JSON Lines records).
+        file: Option<PathBuf>,
+        #[arg(long, conflicts_with = "file")]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fund account balances (资金余额) and the money totals.
+    Balance {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses arguments and runs the command; returns the exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() {
+                EXIT_ERROR
+            } else {
+                EXIT_OK
+            };
+            let _ = error.print();
+            return code;
+        }
+    };
+    let result = match cli.command {
+        Command::Keygen { key_id, out } => keygen(&key_id, &out),
+        Command::Sign { keys, payload } => sign(&keys, payload.as_deref()),
+        Command::Init {
+            data,
+            ledger,
+            name,
+            root_key,
+            log_key,
+            at,
+        } => init(&data, &ledger, &name, &root_key, &log_key, at.as_deref()),
+        Command::Import {
+            data,
+            keep_going,
+            file,
+        } => import(&data, keep_going, &file),
+        Command::Export { data, out } => export(&data, out.as_deref()),
+        Command::Verify { file, data, json } => verify(file.as_deref(), data.as_deref(), json),
+        Command::Balance { data, json } => balance(&data, json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            EXIT_ERROR
+        }
+    }
+}
+
+type CommandResult = Result<i32, String>;
+
+fn keygen(key_id: &str, out: &Path) -> CommandResult {
+    if !crate::payload::Id(key_id.to_string())
+        .as_str()
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._:/-".contains(c))
+        || key_id.is_empty()
+        || key_id.len() > 64
+    {
+        return Err(format!("key id {key_id:?} is not [A-Za-z0-9._:/-]{{1,64}}"));
+    }
+    let key = crate::keys::generate(key_id);
+    crate::keys::write(out, &key)?;
+    println!(
+        "wrote {} ({key_id}, public key {})",
+        out.display(),
+        crate::encoding::base64_encode(&key.public_key)
+    );
+    Ok(EXIT_OK)
+}
+
+fn signing_keys(paths: &[PathBuf]) -> Result<Vec<(String, ed25519_dalek::SigningKey)>, String> {
+    paths
+        .iter()
+        .map(|path| {
+            let key = crate::keys::read(path)?;
+            let secret = key.signing_key()?.clone();
+            Ok((key.key_id, secret))
+        })
+        .collect()
+}
+
+fn sign(key_paths: &[PathBuf], payload: Option<&Path>) -> CommandResult {
+    let keys = signing_keys(key_paths)?;
+    let bytes = match payload {
+        Some(path) => {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        }
+        None => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| format!("cannot read stdin: {e}"))?;
+            bytes
+        }
+    };
+    if bytes.len() > crate::payload::PAYLOAD_BYTES_MAX {
+        return Err(format!(
+            "the payload is {} bytes, at most {}",
+            bytes.len(),
+            crate::payload::PAYLOAD_BYTES_MAX
+        ));
+    }
+    println!("{}", Envelope::sign(bytes, &keys).to_json());
+    Ok(EXIT_OK)
+}
+
+fn today() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    crate::date::Date::from_days_since_epoch((ms / 86_400_000) as i32).to_string()
+}
+
+fn init(
+    data: &Path,
+    ledger_id: &str,
+    name: &str,
+    root_key: &Path,
+    log_key: &Path,
+    at: Option<&str>,
+) -> CommandResult {
+    let root = crate::keys::read(root_key)?;
+    let log = crate::keys::read(log_key)?;
+    let at = at.map_or_else(today, str::to_string);
+    let b64 = crate::encoding::base64_encode;
+    let payload = serde_json::json!({
+        "v": 1, "ledger": ledger_id, "id": "genesis", "kind": "genesis", "office": "root", "at": at,
+        "body": {
+            "name": name,
+            "root_keys": [{"key_id": root.key_id, "public_key": b64(&root.public_key)}],
+            "log_key": {"key_id": log.key_id, "public_key": b64(&log.public_key)},
+            "currency": "CNY",
+        },
+    });
+    let envelope = Envelope::sign(
+        payload.to_string().into_bytes(),
+        &[(root.key_id.clone(), root.signing_key()?.clone())],
+    );
+    let mut ledger = open_ledger(data)?;
+    if ledger.head().size != 0 {
+        return Err(format!("{} already holds a ledger", data.display()));
+    }
+    let outcomes = ledger
+        .append_group(&[envelope.to_json().as_bytes()], OnRejection::Stop)
+        .map_err(|e| e.to_string())?;
+    match outcomes.first() {
+        Some(Outcome::Appended { hash, .. }) => {
+            ledger.save_snapshot().map_err(|e| e.to_string())?;
+            println!(
+                "created ledger {ledger_id} in {} (genesis hash {})",
+                data.display(),
+                crate::encoding::hex(hash)
+            );
+            Ok(EXIT_OK)
+        }
+        Some(Outcome::Rejected(rejection)) => {
+            eprintln!("{}", rejection.to_json());
+            Ok(EXIT_REJECTED)
+        }
+        _ => Err("genesis was not appended".into()),
+    }
+}
+
+fn open_ledger(data: &Path) -> Result<Ledger, String> {
+    Ledger::open(data).map_err(|e| e.to_string())
+}
+
+fn open_existing(data: &Path) -> Result<Ledger, String> {
+    if !data.exists() {
+        return Err(format!("no ledger at {}", data.display()));
+    }
+    open_ledger(data)
+}
+
+/// Progress on stderr, only for a person watching a terminal.
+struct Progress {
+    enabled: bool,
+    accepted: u64,
+    rejected: u64,
+}
+
+impl Progress {
+    fn show(&self, line: u64) {
+        if self.enabled {
+            eprint!(
+                "\r{line} lines read, {} accepted, {} rejected",
+                self.accepted, self.rejected
+            );
+        }
+    }
+
+    fn done(&self) {
+        if self.enabled {
+            eprintln!();
+        }
+    }
+}
+
+fn import(data: &Path, keep_going: bool, file: &Path) -> CommandResult {
+    let input =
+        std::fs::File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+    let mut reader = BufReader::with_capacity(1 << 20, input);
+    let mut ledger = open_ledger(data)?;
+    let on_rejection = if keep_going {
+        OnRejection::KeepGoing
+    } else {
+        OnRejection::Stop
+    };
+    let mut progress = Progress {
+        enabled: std::io::stderr().is_terminal(),
+        accepted: 0,
+        rejected: 0,
+    };
+    let mut line_number = 0u64;
+    let mut stopped = false;
+    loop {
+        let (group, numbers, early) = read_group(&mut reader, &mut line_number)?;
+        let mut rejected_early = Vec::new();
+        for (number, rejection) in early {
+            rejected_early.push(number);
+            report_rejection(number, &rejection);
+        }
+        progress.rejected += rejected_early.len() as u64;
+        if !rejected_early.is_empty() && !keep_going {
+            // An unreadable line stops the import; keep only the lines before it.
+            let first_bad = rejected_early[0];
+            let before: Vec<&[u8]> = group
+                .iter()
+                .zip(&numbers)
+                .filter(|(_, n)| **n < first_bad)
+                .map(|(g, _)| g.as_slice())
+                .collect();
+            let outcomes = ledger
+                .append_group(&before, on_rejection)
+                .map_err(|e| e.to_string())?;
+            stopped = true;
+            count_outcomes(&outcomes, &numbers, &mut progress);
+            break;
+        }
+        if group.is_empty() {
+            break; // read_group returns an empty group only at the end of input
+        }
+        let slices: Vec<&[u8]> = group.iter().map(Vec::as_slice).collect();
+        let outcomes = ledger
+            .append_group(&slices, on_rejection)
+            .map_err(|e| e.to_string())?;
+        if count_outcomes(&outcomes, &numbers, &mut progress) && !keep_going {
+            stopped = true;
+            break;
+        }
+        progress.show(line_number);
+    }
+    progress.done();
+    ledger.save_snapshot().map_err(|e| e.to_string())?;
+    if stopped {
+        return Ok(EXIT_REJECTED);
+    }
+    Ok(if progress.rejected > 0 {
+        EXIT_SOME_REJECTED
+    } else {
+        EXIT_OK
+    })
+}
+
+/// Prints rejections of a group's outcomes; returns whether any was rejected.
+fn count_outcomes(outcomes: &[Outcome], numbers: &[u64], progress: &mut Progress) -> bool {
+    let mut any = false;
+    for (outcome, number) in outcomes.iter().zip(numbers) {
+        match outcome {
+            Outcome::Rejected(rejection) => {
+                report_rejection(*number, rejection);
+                progress.rejected += 1;
+                any = true;
+            }
+            _ => progress.accepted += 1,
+        }
+    }
+    any
+}
+
+fn report_rejection(line: u64, rejection: &crate::error::Rejection) {
+    let value = serde_json::json!({"line": line, "error": rejection.code.as_str(), "message": rejection.message});
+    eprintln!("{value}");
+}
+
+type Group = (Vec<Vec<u8>>, Vec<u64>, Vec<(u64, crate::error::Rejection)>);
+
+/// Reads up to a group of non-blank lines. Lines too long to be an envelope
+/// are rejected here, without being held in memory.
+fn read_group(reader: &mut dyn BufRead, line_number: &mut u64) -> Result<Group, String> {
+    let mut group = Vec::new();
+    let mut numbers = Vec::new();
+    let mut early = Vec::new();
+    while group.len() < GROUP_EVENTS_MAX && early.is_empty() {
+        let line = read_line_bounded(reader, crate::envelope::ENVELOPE_BYTES_MAX)
+            .map_err(|e| format!("cannot read input: {e}"))?;
+        let Some(line) = line else { break };
+        *line_number += 1;
+        match line {
+            Line::Complete(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => continue,
+            Line::Complete(bytes) => {
+                group.push(bytes);
+                numbers.push(*line_number);
+            }
+            Line::TooLong(length) => early.push((
+                *line_number,
+                crate::error::Rejection::new(
+                    crate::error::Code::BadEnvelope,
+                    format!(
+                        "line is {length} bytes, at most {}",
+                        crate::envelope::ENVELOPE_BYTES_MAX
+                    ),
+                ),
+            )),
+        }
+    }
+    Ok((group, numbers, early))
+}
+
+fn export(data: &Path, out: Option<&Path>) -> CommandResult {
+    let ledger = open_existing(data)?;
+    let sink: Box<dyn Write> = match out {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut writer = BufWriter::with_capacity(1 << 20, sink);
+    let mut prev = crate::chain::GENESIS_PREV;
+    let mut line = Vec::with_capacity(4096);
+    for record in ledger.store().records_from(0) {
+        let record = record.map_err(|e| e.to_string())?;
+        line.clear();
+        export_line(
+            &mut line,
+            record.seq,
+            &prev,
+            record.recorded_at_ms,
+            &record.envelope_bytes,
+            &record.hash,
+        );
+        line.push(b'\n');
+        writer
+            .write_all(&line)
+            .map_err(|e| format!("cannot write: {e}"))?;
+        prev = record.hash;
+    }
+    writer.flush().map_err(|e| format!("cannot write: {e}"))?;
+    Ok(EXIT_OK)
+}
+
+/// Feeds a verifier from an export file, line by line.
+fn verify_file(path: &Path, verifier: &mut Verifier) -> Result<(), String> {
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    while !verifier.failed() {
+        let line = read_line_bounded(&mut reader, crate::chain::RECORD_LINE_BYTES_MAX)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        match line {
+            None => break,
+            Some(Line::TooLong(length)) => {
+                verifier.push_unreadable(format!("record line of {length} bytes is too long"))
+            }
+            Some(Line::Complete(bytes)) => match parse_export_line(&bytes) {
+                Ok(record) => verifier.push(record),
+                Err(reason) => verifier.push_unreadable(reason),
+            },
+        }
+    }
+    Ok(())
+}
+
+fn verify_store(data: &Path, verifier: &mut Verifier) -> Result<(), String> {
+    let ledger = open_existing(data)?;
+    let mut prev = crate::chain::GENESIS_PREV;
+    for record in ledger.store().records_from(0) {
+        if verifier.failed() {
+            break;
+        }
+        let record = record.map_err(|e| e.to_string())?;
+        match Envelope::parse(&record.envelope_bytes) {
+            Ok(envelope) => verifier.push(crate::chain::ExportRecord {
+                seq: record.seq,
+                prev,
+                recorded_at_ms: record.recorded_at_ms,
+                envelope_bytes: Vec::new(),
+                envelope,
+                hash: record.hash,
+            }),
+            Err(rejection) => verifier.push_unreadable(rejection.message),
+        }
+        prev = record.hash;
+    }
+    Ok(())
+}
+
+fn verify(file: Option<&Path>, data: Option<&Path>, json: bool) -> CommandResult {
+    let mut verifier = Verifier::new();
+    match (file, data) {
+        (Some(path), None) => verify_file(path, &mut verifier)?,
+        (None, Some(path)) => verify_store(path, &mut verifier)?,
+        _ => return Err("give an export FILE or --data DIR".into()),
+    }
+    let (report, _) = verifier.finish();
+    if json {
+        println!("{}", report.to_json());
+    } else if let Some(failure) = &report.failure {
+        println!(
+            "invalid: first bad seq: {}: {}",
+            failure.seq, failure.reason
+        );
+    } else {
+        println!(
+            "ok: {} records, ledger {}, head {}",
+            report.records,
+            report.ledger_id.as_deref().unwrap_or("(empty)"),
+            crate::encoding::hex(&report.last_hash)
+        );
+    }
+    Ok(if report.valid() {
+        EXIT_OK
+    } else {
+        EXIT_REJECTED
+    })
+}
+
+/// Yuan with two decimals from fen (for people).
+pub fn yuan(fen: u64) -> String {
+    format!("{}.{:02}", fen / 100, fen % 100)
+}
+
+fn balance(data: &Path, json: bool) -> CommandResult {
+    let ledger = open_existing(data)?;
+    let state = ledger.state();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&balances_json(state)).expect("JSON serialises")
+        );
+        return Ok(EXIT_OK);
+    }
+    println!("{:<40} {:>20}", "fund account (资金账户)", "balance (yuan)");
+    for (account, fen) in &state.balances {
+        println!("{account:<40} {:>20}", yuan(*fen));
+    }
+    let t = state.totals;
+    println!();
+    println!("appropriated (下达) {:>20}", yuan(t.appropriated_fen));
+    println!("paid out (发放)     {:>20}", yuan(t.paid_out_fen));
+    println!("spent (支出)        {:>20}", yuan(t.spent_fen));
+    println!("refunded (退回)     {:>20}", yuan(t.refunded_fen));
+    Ok(EXIT_OK)
+}
+
+/// The shape of vectors/balances.json.
+pub fn balances_json(state: &crate::state::State) -> serde_json::Value {
+    let t = state.totals;
+    serde_json::json!({
+        "appropriated_fen": t.appropriated_fen,
+        "fund_accounts": state.balances,
+        "paid_out_fen": t.paid_out_fen,
+        "refunded_fen": t.refunded_fen,
+        "spent_fen": t.spent_fen,
+    })
+}

@@ -1,0 +1,356 @@
+//! The ledger: one writer that validates, chains and durably commits events
+//! in groups (group commit), over a [`Store`].
+//!
+//! Owns: seq and recorded_at assignment, the in-memory folded state, and when
+//! it is snapshotted. Invariant: the in-memory state always equals the fold of
+//! the durable records; an event is acknowledged only after its group is
+//! flushed. Never: accepts an event `validate` refused.
+
+use crate::chain::{record_hash, GENESIS_PREV};
+use crate::date::TimestampMs;
+use crate::envelope::Envelope;
+use crate::error::Rejection;
+use crate::payload::parse_payload;
+use crate::state::{IndexedEvent, State};
+use crate::store::{CommitGroup, Head, SledStore, Store, StoredRecord};
+use crate::validate::{self, AppendError, EventIndex, StorageError, Verdict};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Events per durable group during bulk import: one flush per group.
+pub const GROUP_EVENTS_MAX: usize = 4096;
+/// The folded state is snapshotted at least this often (in events), so a
+/// reopen replays at most this many records (no signature checks), and at
+/// every clean close.
+pub const SNAPSHOT_EVERY_EVENTS: u64 = 65_536;
+
+/// The outcome of one submitted envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Appended now at this seq with this entry hash.
+    Appended {
+        seq: u64,
+        hash: [u8; 32],
+    },
+    /// The same payload bytes were appended before at this seq.
+    Repeated {
+        seq: u64,
+        hash: [u8; 32],
+    },
+    Rejected(Rejection),
+}
+
+/// What happens after a rejection inside a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnRejection {
+    /// Stop: later envelopes of the group are not looked at.
+    Stop,
+    /// Go on with the next envelope.
+    KeepGoing,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    state: State,
+}
+
+/// The source of `recorded_at`: wall-clock milliseconds by default.
+pub type Clock = Box<dyn FnMut() -> TimestampMs + Send>;
+
+fn system_clock() -> TimestampMs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as TimestampMs)
+}
+
+pub struct Ledger {
+    store: Box<dyn Store>,
+    state: State,
+    head: Head,
+    snapshot_size: u64,
+    clock: Clock,
+}
+
+/// The event index seen by validation inside a group: this group's events
+/// first, then the store.
+struct GroupIndex<'a> {
+    store: &'a dyn Store,
+    pending: &'a HashMap<String, IndexedEvent>,
+}
+
+impl EventIndex for GroupIndex<'_> {
+    fn event(&self, id: &str) -> Result<Option<IndexedEvent>, StorageError> {
+        match self.pending.get(id) {
+            Some(event) => Ok(Some(event.clone())),
+            None => self.store.event(id),
+        }
+    }
+}
+
+impl Ledger {
+    /// Opens (or creates, empty) the sled ledger in `directory`.
+    pub fn open(directory: &Path) -> Result<Ledger, StorageError> {
+        std::fs::create_dir_all(directory)
+            .map_err(|e| StorageError(format!("cannot create {}: {e}", directory.display())))?;
+        Ledger::with_store(Box::new(SledStore::open(directory)?))
+    }
+
+    /// Loads the latest snapshot and replays the records after it.
+    pub fn with_store(store: Box<dyn Store>) -> Result<Ledger, StorageError> {
+        let head = store.head()?.unwrap_or_default();
+        let state = match store.snapshot()? {
+            Some(bytes) => {
+                serde_json::from_slice::<Snapshot>(&bytes)
+                    .map_err(|e| StorageError(format!("damaged snapshot: {e}")))?
+                    .state
+            }
+            None => State::default(),
+        };
+        let snapshot_size = state.size;
+        let mut ledger = Ledger {
+            store,
+            state,
+            head,
+            snapshot_size,
+            clock: Box::new(system_clock),
+        };
+        ledger.replay_tail()?;
+        Ok(ledger)
+    }
+
+    /// Re-applies stored records after the snapshot. They were validated when
+    /// appended, so only their payloads are parsed: no signature checks.
+    fn replay_tail(&mut self) -> Result<(), StorageError> {
+        loop {
+            let records: Vec<StoredRecord> = self
+                .store
+                .records_from(self.state.size)
+                .take(GROUP_EVENTS_MAX)
+                .collect::<Result<_, _>>()?;
+            if records.is_empty() {
+                break;
+            }
+            self.apply_stored(records)?;
+        }
+        if self.state.size != self.head.size {
+            return Err(StorageError(format!(
+                "store holds {} records but its head says {}",
+                self.state.size, self.head.size
+            )));
+        }
+        Ok(())
+    }
+
+    fn apply_stored(&mut self, records: Vec<StoredRecord>) -> Result<(), StorageError> {
+        for record in records {
+            let damaged = |what: String| {
+                StorageError(format!("stored record {} is damaged: {what}", record.seq))
+            };
+            if record.seq != self.state.size {
+                return Err(damaged(format!("expected seq {}", self.state.size)));
+            }
+            let envelope =
+                Envelope::parse(&record.envelope_bytes).map_err(|e| damaged(e.message))?;
+            let payload = parse_payload(&envelope.payload).map_err(|e| damaged(e.message))?;
+            let refunded_account = match &payload.body {
+                crate::payload::Body::Refund(refund) => self
+                    .store
+                    .event(refund.ref_event.as_str())?
+                    .and_then(|e| e.account),
+                _ => None,
+            };
+            let digest = crate::encoding::sha256(&envelope.payload);
+            self.state
+                .apply(record.seq, &payload, digest, refunded_account.as_deref());
+        }
+        Ok(())
+    }
+
+    /// Replaces the wall clock (tests, restores).
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+
+    /// Validates and appends a group of envelopes (raw bytes as received),
+    /// then commits them in one durable write. Returns one outcome per
+    /// envelope looked at (with `Stop`, none after the first rejection).
+    /// On a storage error nothing of the group is acknowledged.
+    pub fn append_group(
+        &mut self,
+        envelopes: &[&[u8]],
+        on_rejection: OnRejection,
+    ) -> Result<Vec<Outcome>, StorageError> {
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; envelopes.len()];
+        let mut parsed = Vec::with_capacity(envelopes.len());
+        let mut positions = Vec::with_capacity(envelopes.len());
+        for (i, bytes) in envelopes.iter().enumerate() {
+            match Envelope::parse(bytes) {
+                Ok(envelope) => {
+                    parsed.push(envelope);
+                    positions.push(i);
+                }
+                Err(rejection) => {
+                    outcomes[i] = Some(Outcome::Rejected(rejection));
+                    if on_rejection == OnRejection::Stop {
+                        break;
+                    }
+                }
+            }
+        }
+        let prepared = validate::prepare_batch(&self.state, parsed);
+        let mut group = CommitGroup::default();
+        let mut pending: HashMap<String, IndexedEvent> = HashMap::new();
+        let stop_at = outcomes
+            .iter()
+            .position(Option::is_some)
+            .filter(|_| on_rejection == OnRejection::Stop);
+        for (prepared, position) in prepared.into_iter().zip(positions) {
+            if stop_at.is_some_and(|stop| position > stop) {
+                break;
+            }
+            let index = GroupIndex {
+                store: self.store.as_ref(),
+                pending: &pending,
+            };
+            let verdict = validate::validate(&self.state, &index, prepared);
+            let outcome = match verdict {
+                Ok(Verdict::Accept(accepted)) => {
+                    self.accept(*accepted, envelopes[position], &mut group, &mut pending)
+                }
+                Ok(Verdict::Repeat(seq)) => Outcome::Repeated {
+                    seq,
+                    hash: self.hash_of(seq, &group)?,
+                },
+                Err(AppendError::Rejected(rejection)) => Outcome::Rejected(rejection),
+                Err(AppendError::Storage(error)) => return self.abandon(error),
+            };
+            let rejected = matches!(outcome, Outcome::Rejected(_));
+            outcomes[position] = Some(outcome);
+            if rejected && on_rejection == OnRejection::Stop {
+                break;
+            }
+        }
+        if !group.records.is_empty() {
+            if let Err(error) = self.commit(group) {
+                return self.abandon(error);
+            }
+        }
+        Ok(outcomes.into_iter().flatten().collect())
+    }
+
+    fn hash_of(&self, seq: u64, group: &CommitGroup) -> Result<[u8; 32], StorageError> {
+        if let Some(record) = group.records.iter().find(|r| r.seq == seq) {
+            return Ok(record.hash);
+        }
+        let record = self
+            .store
+            .record(seq)?
+            .ok_or_else(|| StorageError(format!("indexed record {seq} is missing")))?;
+        Ok(record.hash)
+    }
+
+    fn accept(
+        &mut self,
+        accepted: validate::Accepted,
+        bytes: &[u8],
+        group: &mut CommitGroup,
+        pending: &mut HashMap<String, IndexedEvent>,
+    ) -> Outcome {
+        let seq = self.state.size;
+        let recorded_at_ms = (self.clock)().max(self.head.last_recorded_at_ms);
+        let prev = if seq == 0 {
+            GENESIS_PREV
+        } else {
+            self.head.last_hash
+        };
+        let hash = record_hash(seq, &prev, recorded_at_ms, &accepted.envelope);
+        let indexed = self.state.apply(
+            seq,
+            &accepted.payload,
+            accepted.payload_digest,
+            accepted.refunded_account.as_deref(),
+        );
+        pending.insert(accepted.payload.id.0.clone(), indexed.clone());
+        group.events.push((accepted.payload.id.0, indexed));
+        group.records.push(StoredRecord {
+            seq,
+            recorded_at_ms,
+            hash,
+            envelope_bytes: bytes.to_vec(),
+        });
+        self.head = Head {
+            size: seq + 1,
+            last_hash: hash,
+            last_recorded_at_ms: recorded_at_ms,
+        };
+        Outcome::Appended { seq, hash }
+    }
+
+    fn commit(&mut self, mut group: CommitGroup) -> Result<(), StorageError> {
+        group.head = Some(self.head.clone());
+        if self.state.size - self.snapshot_size >= SNAPSHOT_EVERY_EVENTS {
+            group.snapshot = Some(self.snapshot_bytes()?);
+        }
+        let snapshot_taken = group.snapshot.is_some();
+        self.store.commit(group)?;
+        if snapshot_taken {
+            self.snapshot_size = self.state.size;
+        }
+        Ok(())
+    }
+
+    fn snapshot_bytes(&self) -> Result<Vec<u8>, StorageError> {
+        serde_json::to_vec(&Snapshot {
+            state: self.state.clone(),
+        })
+        .map_err(|e| StorageError(format!("snapshot: {e}")))
+    }
+
+    /// After a failed write the in-memory state may be ahead of the disk:
+    /// reload it from the store so it again equals the durable fold.
+    fn abandon<T>(&mut self, error: StorageError) -> Result<T, StorageError> {
+        let head = self.store.head()?.unwrap_or_default();
+        let snapshot = self.store.snapshot()?;
+        self.head = head;
+        self.state = match snapshot {
+            Some(bytes) => {
+                serde_json::from_slice::<Snapshot>(&bytes)
+                    .map_err(|e| StorageError(format!("damaged snapshot: {e}")))?
+                    .state
+            }
+            None => State::default(),
+        };
+        self.snapshot_size = self.state.size;
+        self.replay_tail()?;
+        Err(error)
+    }
+
+    /// Writes a snapshot of the state now (a clean close), so the next open
+    /// replays nothing.
+    pub fn save_snapshot(&mut self) -> Result<(), StorageError> {
+        if self.snapshot_size == self.state.size {
+            return Ok(());
+        }
+        let group = CommitGroup {
+            snapshot: Some(self.snapshot_bytes()?),
+            head: Some(self.head.clone()),
+            ..CommitGroup::default()
+        };
+        self.store.commit(group)?;
+        self.snapshot_size = self.state.size;
+        Ok(())
+    }
+}

@@ -1,0 +1,250 @@
+//! Durable storage behind a small trait, with sled 0.34 as the embedded
+//! default.
+//!
+//! Owns: key layout, atomic commits and durability. Invariant: `commit`
+//! writes a whole group (records, event index, head, snapshot) in one atomic
+//! batch and returns only after it is flushed to disk, so after a crash the
+//! store holds a prefix of acknowledged groups, 100% or 0% of each.
+//! Never: judges events (that is `validate`).
+//!
+//! Key layout (one sled tree, prefixes keep kinds apart and records ordered):
+//!   `r` u64be(seq)        → i64be(recorded_at_ms) ‖ hash(32) ‖ envelope bytes as received
+//!   `e` event id          → JSON `IndexedEvent`
+//!   `h`                   → JSON `Head`
+//!   `s`                   → JSON snapshot of the folded state at `Head.size` of its own
+//!   `m` u8(level) u64be(i)→ Merkle node hash (32)
+//!   `c` u64be(size)       → a signed checkpoint note issued at that size
+
+use crate::encoding::Hash;
+use crate::state::IndexedEvent;
+use crate::validate::StorageError;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+const RECORD_PREFIX: u8 = b'r';
+const EVENT_PREFIX: u8 = b'e';
+const HEAD_KEY: &[u8] = b"h";
+const SNAPSHOT_KEY: &[u8] = b"s";
+const MERKLE_PREFIX: u8 = b'm';
+const CHECKPOINT_PREFIX: u8 = b'c';
+/// sled page cache. Records are read sequentially and state lives in memory,
+/// so a modest cache suffices.
+pub const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The tip of the chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub size: u64,
+    pub last_hash: Hash,
+    pub last_recorded_at_ms: i64,
+}
+
+/// One stored record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub seq: u64,
+    pub recorded_at_ms: i64,
+    pub hash: Hash,
+    pub envelope_bytes: Vec<u8>,
+}
+
+/// Everything one commit writes, atomically.
+#[derive(Default)]
+pub struct CommitGroup {
+    pub records: Vec<StoredRecord>,
+    pub events: Vec<(String, IndexedEvent)>,
+    pub merkle_nodes: Vec<(u32, u64, Hash)>,
+    pub head: Option<Head>,
+    pub snapshot: Option<Vec<u8>>,
+    pub checkpoint: Option<(u64, Vec<u8>)>,
+}
+
+/// A ledger store. Implementations must make `commit` atomic and durable.
+pub trait Store: Send + Sync {
+    fn head(&self) -> Result<Option<Head>, StorageError>;
+    fn record(&self, seq: u64) -> Result<Option<StoredRecord>, StorageError>;
+    /// Records with seq ≥ `from`, in order.
+    fn records_from(
+        &self,
+        from: u64,
+    ) -> Box<dyn Iterator<Item = Result<StoredRecord, StorageError>> + '_>;
+    fn event(&self, id: &str) -> Result<Option<IndexedEvent>, StorageError>;
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, StorageError>;
+    fn merkle_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StorageError>;
+    fn latest_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Writes the group atomically and returns once it is durable.
+    fn commit(&self, group: CommitGroup) -> Result<(), StorageError>;
+    /// Bytes the store occupies on disk, if known.
+    fn size_on_disk(&self) -> Option<u64>;
+}
+
+fn storage(error: impl std::fmt::Display) -> StorageError {
+    StorageError(error.to_string())
+}
+
+fn record_key(seq: u64) -> [u8; 9] {
+    let mut key = [RECORD_PREFIX; 9];
+    key[1..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn event_key(id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(id.len() + 1);
+    key.push(EVENT_PREFIX);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+fn merkle_key(level: u32, index: u64) -> [u8; 10] {
+    let mut key = [MERKLE_PREFIX; 10];
+    key[1] = level as u8;
+    key[2..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn decode_record(key: &[u8], value: &[u8]) -> Result<StoredRecord, StorageError> {
+    if key.len() != 9 || value.len() < 40 {
+        return Err(StorageError("damaged record entry".into()));
+    }
+    let seq = u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"));
+    let recorded_at_ms = i64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
+    let hash: Hash = value[8..40].try_into().expect("32 bytes");
+    Ok(StoredRecord {
+        seq,
+        recorded_at_ms,
+        hash,
+        envelope_bytes: value[40..].to_vec(),
+    })
+}
+
+fn encode_record(record: &StoredRecord) -> Vec<u8> {
+    let mut value = Vec::with_capacity(40 + record.envelope_bytes.len());
+    value.extend_from_slice(&record.recorded_at_ms.to_be_bytes());
+    value.extend_from_slice(&record.hash);
+    value.extend_from_slice(&record.envelope_bytes);
+    value
+}
+
+/// sled 0.34.7 in a local directory.
+pub struct SledStore {
+    db: sled::Db,
+}
+
+impl SledStore {
+    pub fn open(directory: &Path) -> Result<SledStore, StorageError> {
+        let db = sled::Config::new()
+            .path(directory)
+            .cache_capacity(CACHE_BYTES)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| {
+                StorageError(format!(
+                    "cannot open the store in {}: {e}",
+                    directory.display()
+                ))
+            })?;
+        Ok(SledStore { db })
+    }
+}
+
+impl Store for SledStore {
+    fn head(&self) -> Result<Option<Head>, StorageError> {
+        match self.db.get(HEAD_KEY).map_err(storage)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| storage(format!("damaged head: {e}"))),
+        }
+    }
+
+    fn record(&self, seq: u64) -> Result<Option<StoredRecord>, StorageError> {
+        let key = record_key(seq);
+        match self.db.get(key).map_err(storage)? {
+            None => Ok(None),
+            Some(value) => decode_record(&key, &value).map(Some),
+        }
+    }
+
+    fn records_from(
+        &self,
+        from: u64,
+    ) -> Box<dyn Iterator<Item = Result<StoredRecord, StorageError>> + '_> {
+        let end = [RECORD_PREFIX + 1];
+        Box::new(
+            self.db
+                .range(record_key(from).to_vec()..end.to_vec())
+                .map(|item| {
+                    item.map_err(storage)
+                        .and_then(|(k, v)| decode_record(&k, &v))
+                }),
+        )
+    }
+
+    fn event(&self, id: &str) -> Result<Option<IndexedEvent>, StorageError> {
+        match self.db.get(event_key(id)).map_err(storage)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| storage(format!("damaged event index: {e}"))),
+        }
+    }
+
+    fn snapshot(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .db
+            .get(SNAPSHOT_KEY)
+            .map_err(storage)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn merkle_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StorageError> {
+        match self.db.get(merkle_key(level, index)).map_err(storage)? {
+            None => Ok(None),
+            Some(v) => v
+                .as_ref()
+                .try_into()
+                .map(Some)
+                .map_err(|_| storage("damaged merkle node")),
+        }
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        let start = [CHECKPOINT_PREFIX];
+        let end = [CHECKPOINT_PREFIX + 1];
+        match self.db.range(start.to_vec()..end.to_vec()).next_back() {
+            None => Ok(None),
+            Some(item) => Ok(Some(item.map_err(storage)?.1.to_vec())),
+        }
+    }
+
+    fn commit(&self, group: CommitGroup) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for record in &group.records {
+            batch.insert(&record_key(record.seq)[..], encode_record(record));
+        }
+        for (id, event) in &group.events {
+            batch.insert(event_key(id), serde_json::to_vec(event).map_err(storage)?);
+        }
+        for (level, index, hash) in &group.merkle_nodes {
+            batch.insert(&merkle_key(*level, *index)[..], &hash[..]);
+        }
+        if let Some(head) = &group.head {
+            batch.insert(HEAD_KEY, serde_json::to_vec(head).map_err(storage)?);
+        }
+        if let Some(snapshot) = group.snapshot {
+            batch.insert(SNAPSHOT_KEY, snapshot);
+        }
+        if let Some((size, note)) = group.checkpoint {
+            let mut key = vec![CHECKPOINT_PREFIX];
+            key.extend_from_slice(&size.to_be_bytes());
+            batch.insert(key, note);
+        }
+        self.db.apply_batch(batch).map_err(storage)?;
+        self.db.flush().map_err(storage)?;
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Option<u64> {
+        self.db.size_on_disk().ok()
+    }
+}
