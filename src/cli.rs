@@ -95,6 +95,53 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Misuse flags (疑点), sorted by rule then subject.
+    Flags {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        rule: Option<String>,
+        #[arg(long)]
+        office: Option<String>,
+        /// Policy file (default: policy.toml in the data directory, if present).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// One fund account: balance, lots with ages (资金批次与滞留天数), flows.
+    Account {
+        #[arg(long)]
+        data: PathBuf,
+        /// OFFICE/PROGRAM
+        account: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One household (农户): status, members (masked), card (masked), payouts, flags.
+    Household {
+        #[arg(long)]
+        data: PathBuf,
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
+    /// Fund flow per office and program (资金流向): received, passed on, paid, spent, held, oldest age.
+    Summary {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        office: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Recompute every projection from the chain and compare with the stored one.
+    Rebuild {
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 /// Parses arguments and runs the command; returns the exit code.
@@ -102,11 +149,7 @@ pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
-            let code = if error.use_stderr() {
-                EXIT_ERROR
-            } else {
-                EXIT_OK
-            };
+            let code = if error.use_stderr() { EXIT_ERROR } else { EXIT_OK };
             let _ = error.print();
             return code;
         }
@@ -114,22 +157,25 @@ pub fn run() -> i32 {
     let result = match cli.command {
         Command::Keygen { key_id, out } => keygen(&key_id, &out),
         Command::Sign { keys, payload } => sign(&keys, payload.as_deref()),
-        Command::Init {
-            data,
-            ledger,
-            name,
-            root_key,
-            log_key,
-            at,
-        } => init(&data, &ledger, &name, &root_key, &log_key, at.as_deref()),
-        Command::Import {
-            data,
-            keep_going,
-            file,
-        } => import(&data, keep_going, &file),
+        Command::Init { data, ledger, name, root_key, log_key, at } => {
+            init(&data, &ledger, &name, &root_key, &log_key, at.as_deref())
+        }
+        Command::Import { data, keep_going, file } => import(&data, keep_going, &file),
         Command::Export { data, out } => export(&data, out.as_deref()),
         Command::Verify { file, data, json } => verify(file.as_deref(), data.as_deref(), json),
         Command::Balance { data, json } => balance(&data, json),
+        Command::Flags { data, json, rule, office, policy } => open_existing(&data)
+            .and_then(|l| crate::report::flags(&l, json, rule.as_deref(), office.as_deref(), policy.as_deref())),
+        Command::Account { data, account, json } => {
+            open_existing(&data).and_then(|l| crate::report::account(&l, &account, json))
+        }
+        Command::Household { data, id, json, policy } => {
+            open_existing(&data).and_then(|l| crate::report::household(&l, &id, json, policy.as_deref()))
+        }
+        Command::Summary { data, office, json } => {
+            open_existing(&data).and_then(|l| crate::report::summary(&l, office.as_deref(), json))
+        }
+        Command::Rebuild { data } => open_existing(&data).and_then(|l| crate::report::rebuild(&l)),
     };
     match result {
         Ok(code) => code,
@@ -154,11 +200,7 @@ fn keygen(key_id: &str, out: &Path) -> CommandResult {
     }
     let key = crate::keys::generate(key_id);
     crate::keys::write(out, &key)?;
-    println!(
-        "wrote {} ({key_id}, public key {})",
-        out.display(),
-        crate::encoding::base64_encode(&key.public_key)
-    );
+    println!("wrote {} ({key_id}, public key {})", out.display(), crate::encoding::base64_encode(&key.public_key));
     Ok(EXIT_OK)
 }
 
@@ -176,43 +218,26 @@ fn signing_keys(paths: &[PathBuf]) -> Result<Vec<(String, ed25519_dalek::Signing
 fn sign(key_paths: &[PathBuf], payload: Option<&Path>) -> CommandResult {
     let keys = signing_keys(key_paths)?;
     let bytes = match payload {
-        Some(path) => {
-            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
-        }
+        Some(path) => std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
         None => {
             let mut bytes = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .map_err(|e| format!("cannot read stdin: {e}"))?;
+            std::io::stdin().read_to_end(&mut bytes).map_err(|e| format!("cannot read stdin: {e}"))?;
             bytes
         }
     };
     if bytes.len() > crate::payload::PAYLOAD_BYTES_MAX {
-        return Err(format!(
-            "the payload is {} bytes, at most {}",
-            bytes.len(),
-            crate::payload::PAYLOAD_BYTES_MAX
-        ));
+        return Err(format!("the payload is {} bytes, at most {}", bytes.len(), crate::payload::PAYLOAD_BYTES_MAX));
     }
     println!("{}", Envelope::sign(bytes, &keys).to_json());
     Ok(EXIT_OK)
 }
 
 fn today() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     crate::date::Date::from_days_since_epoch((ms / 86_400_000) as i32).to_string()
 }
 
-fn init(
-    data: &Path,
-    ledger_id: &str,
-    name: &str,
-    root_key: &Path,
-    log_key: &Path,
-    at: Option<&str>,
-) -> CommandResult {
+fn init(data: &Path, ledger_id: &str, name: &str, root_key: &Path, log_key: &Path, at: Option<&str>) -> CommandResult {
     let root = crate::keys::read(root_key)?;
     let log = crate::keys::read(log_key)?;
     let at = at.map_or_else(today, str::to_string);
@@ -226,25 +251,18 @@ fn init(
             "currency": "CNY",
         },
     });
-    let envelope = Envelope::sign(
-        payload.to_string().into_bytes(),
-        &[(root.key_id.clone(), root.signing_key()?.clone())],
-    );
+    let envelope =
+        Envelope::sign(payload.to_string().into_bytes(), &[(root.key_id.clone(), root.signing_key()?.clone())]);
     let mut ledger = open_ledger(data)?;
     if ledger.head().size != 0 {
         return Err(format!("{} already holds a ledger", data.display()));
     }
-    let outcomes = ledger
-        .append_group(&[envelope.to_json().as_bytes()], OnRejection::Stop)
-        .map_err(|e| e.to_string())?;
+    let outcomes =
+        ledger.append_group(&[envelope.to_json().as_bytes()], OnRejection::Stop).map_err(|e| e.to_string())?;
     match outcomes.first() {
         Some(Outcome::Appended { hash, .. }) => {
             ledger.save_snapshot().map_err(|e| e.to_string())?;
-            println!(
-                "created ledger {ledger_id} in {} (genesis hash {})",
-                data.display(),
-                crate::encoding::hex(hash)
-            );
+            println!("created ledger {ledger_id} in {} (genesis hash {})", data.display(), crate::encoding::hex(hash));
             Ok(EXIT_OK)
         }
         Some(Outcome::Rejected(rejection)) => {
@@ -276,10 +294,7 @@ struct Progress {
 impl Progress {
     fn show(&self, line: u64) {
         if self.enabled {
-            eprint!(
-                "\r{line} lines read, {} accepted, {} rejected",
-                self.accepted, self.rejected
-            );
+            eprint!("\r{line} lines read, {} accepted, {} rejected", self.accepted, self.rejected);
         }
     }
 
@@ -291,20 +306,11 @@ impl Progress {
 }
 
 fn import(data: &Path, keep_going: bool, file: &Path) -> CommandResult {
-    let input =
-        std::fs::File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+    let input = std::fs::File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
     let mut reader = BufReader::with_capacity(1 << 20, input);
     let mut ledger = open_ledger(data)?;
-    let on_rejection = if keep_going {
-        OnRejection::KeepGoing
-    } else {
-        OnRejection::Stop
-    };
-    let mut progress = Progress {
-        enabled: std::io::stderr().is_terminal(),
-        accepted: 0,
-        rejected: 0,
-    };
+    let on_rejection = if keep_going { OnRejection::KeepGoing } else { OnRejection::Stop };
+    let mut progress = Progress { enabled: std::io::stderr().is_terminal(), accepted: 0, rejected: 0 };
     let mut line_number = 0u64;
     let mut stopped = false;
     loop {
@@ -318,15 +324,9 @@ fn import(data: &Path, keep_going: bool, file: &Path) -> CommandResult {
         if !rejected_early.is_empty() && !keep_going {
             // An unreadable line stops the import; keep only the lines before it.
             let first_bad = rejected_early[0];
-            let before: Vec<&[u8]> = group
-                .iter()
-                .zip(&numbers)
-                .filter(|(_, n)| **n < first_bad)
-                .map(|(g, _)| g.as_slice())
-                .collect();
-            let outcomes = ledger
-                .append_group(&before, on_rejection)
-                .map_err(|e| e.to_string())?;
+            let before: Vec<&[u8]> =
+                group.iter().zip(&numbers).filter(|(_, n)| **n < first_bad).map(|(g, _)| g.as_slice()).collect();
+            let outcomes = ledger.append_group(&before, on_rejection).map_err(|e| e.to_string())?;
             stopped = true;
             count_outcomes(&outcomes, &numbers, &mut progress);
             break;
@@ -335,9 +335,7 @@ fn import(data: &Path, keep_going: bool, file: &Path) -> CommandResult {
             break; // read_group returns an empty group only at the end of input
         }
         let slices: Vec<&[u8]> = group.iter().map(Vec::as_slice).collect();
-        let outcomes = ledger
-            .append_group(&slices, on_rejection)
-            .map_err(|e| e.to_string())?;
+        let outcomes = ledger.append_group(&slices, on_rejection).map_err(|e| e.to_string())?;
         if count_outcomes(&outcomes, &numbers, &mut progress) && !keep_going {
             stopped = true;
             break;
@@ -349,11 +347,7 @@ fn import(data: &Path, keep_going: bool, file: &Path) -> CommandResult {
     if stopped {
         return Ok(EXIT_REJECTED);
     }
-    Ok(if progress.rejected > 0 {
-        EXIT_SOME_REJECTED
-    } else {
-        EXIT_OK
-    })
+    Ok(if progress.rejected > 0 { EXIT_SOME_REJECTED } else { EXIT_OK })
 }
 
 /// Prints rejections of a group's outcomes; returns whether any was rejected.
@@ -400,10 +394,7 @@ fn read_group(reader: &mut dyn BufRead, line_number: &mut u64) -> Result<Group, 
                 *line_number,
                 crate::error::Rejection::new(
                     crate::error::Code::BadEnvelope,
-                    format!(
-                        "line is {length} bytes, at most {}",
-                        crate::envelope::ENVELOPE_BYTES_MAX
-                    ),
+                    format!("line is {length} bytes, at most {}", crate::envelope::ENVELOPE_BYTES_MAX),
                 ),
             )),
         }
@@ -414,10 +405,9 @@ fn read_group(reader: &mut dyn BufRead, line_number: &mut u64) -> Result<Group, 
 fn export(data: &Path, out: Option<&Path>) -> CommandResult {
     let ledger = open_existing(data)?;
     let sink: Box<dyn Write> = match out {
-        Some(path) => Box::new(
-            std::fs::File::create(path)
-                .map_err(|e| format!("cannot create {}: {e}", path.display()))?,
-        ),
+        Some(path) => {
+            Box::new(std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?)
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     let mut writer = BufWriter::with_capacity(1 << 20, sink);
@@ -426,18 +416,9 @@ fn export(data: &Path, out: Option<&Path>) -> CommandResult {
     for record in ledger.store().records_from(0) {
         let record = record.map_err(|e| e.to_string())?;
         line.clear();
-        export_line(
-            &mut line,
-            record.seq,
-            &prev,
-            record.recorded_at_ms,
-            &record.envelope_bytes,
-            &record.hash,
-        );
+        export_line(&mut line, record.seq, &prev, record.recorded_at_ms, &record.envelope_bytes, &record.hash);
         line.push(b'\n');
-        writer
-            .write_all(&line)
-            .map_err(|e| format!("cannot write: {e}"))?;
+        writer.write_all(&line).map_err(|e| format!("cannot write: {e}"))?;
         prev = record.hash;
     }
     writer.flush().map_err(|e| format!("cannot write: {e}"))?;
@@ -446,8 +427,7 @@ fn export(data: &Path, out: Option<&Path>) -> CommandResult {
 
 /// Feeds a verifier from an export file, line by line.
 fn verify_file(path: &Path, verifier: &mut Verifier) -> Result<(), String> {
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     while !verifier.failed() {
         let line = read_line_bounded(&mut reader, crate::chain::RECORD_LINE_BYTES_MAX)
@@ -501,10 +481,7 @@ fn verify(file: Option<&Path>, data: Option<&Path>, json: bool) -> CommandResult
     if json {
         println!("{}", report.to_json());
     } else if let Some(failure) = &report.failure {
-        println!(
-            "invalid: first bad seq: {}: {}",
-            failure.seq, failure.reason
-        );
+        println!("invalid: first bad seq: {}: {}", failure.seq, failure.reason);
     } else {
         println!(
             "ok: {} records, ledger {}, head {}",
@@ -513,11 +490,7 @@ fn verify(file: Option<&Path>, data: Option<&Path>, json: bool) -> CommandResult
             crate::encoding::hex(&report.last_hash)
         );
     }
-    Ok(if report.valid() {
-        EXIT_OK
-    } else {
-        EXIT_REJECTED
-    })
+    Ok(if report.valid() { EXIT_OK } else { EXIT_REJECTED })
 }
 
 /// Yuan with two decimals from fen (for people).
@@ -529,10 +502,7 @@ fn balance(data: &Path, json: bool) -> CommandResult {
     let ledger = open_existing(data)?;
     let state = ledger.state();
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&balances_json(state)).expect("JSON serialises")
-        );
+        println!("{}", serde_json::to_string_pretty(&balances_json(state)).expect("JSON serialises"));
         return Ok(EXIT_OK);
     }
     println!("{:<40} {:>20}", "fund account (资金账户)", "balance (yuan)");

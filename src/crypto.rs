@@ -28,9 +28,7 @@ pub struct VerifyItem<'a> {
 
 /// Strict RFC 8032 verification (canonical S, no small-order A or R).
 pub fn verify_strict(public_key: &VerifyingKey, message: &[u8], signature: &[u8; 64]) -> bool {
-    public_key
-        .verify_strict(message, &Signature::from_bytes(signature))
-        .is_ok()
+    public_key.verify_strict(message, &Signature::from_bytes(signature)).is_ok()
 }
 
 /// Whether a public key may be registered: a valid point, not of small order,
@@ -51,13 +49,10 @@ fn batchable(signature: &[u8; 64]) -> bool {
     let s_canonical = {
         let mut s = [0u8; 32];
         s.copy_from_slice(&signature[32..]);
-        Option::<curve25519_dalek::Scalar>::from(curve25519_dalek::Scalar::from_canonical_bytes(s))
-            .is_some()
+        Option::<curve25519_dalek::Scalar>::from(curve25519_dalek::Scalar::from_canonical_bytes(s)).is_some()
     };
     s_canonical
-        && CompressedEdwardsY(r)
-            .decompress()
-            .is_some_and(|point| !point.is_small_order() && point.is_torsion_free())
+        && CompressedEdwardsY(r).decompress().is_some_and(|point| !point.is_small_order() && point.is_torsion_free())
 }
 
 fn verify_chunk(items: &[VerifyItem<'_>]) -> Vec<bool> {
@@ -67,16 +62,12 @@ fn verify_chunk(items: &[VerifyItem<'_>]) -> Vec<bool> {
         let all_batchable = chunk.iter().all(|item| batchable(item.signature));
         let batch_ok = all_batchable && {
             let messages: Vec<&[u8]> = chunk.iter().map(|item| item.message).collect();
-            let signatures: Vec<Signature> = chunk
-                .iter()
-                .map(|item| Signature::from_bytes(item.signature))
-                .collect();
+            let signatures: Vec<Signature> = chunk.iter().map(|item| Signature::from_bytes(item.signature)).collect();
             let keys: Vec<VerifyingKey> = chunk.iter().map(|item| *item.public_key).collect();
             ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
         };
         for (i, item) in chunk.iter().enumerate() {
-            verdicts[offset + i] =
-                batch_ok || verify_strict(item.public_key, item.message, item.signature);
+            verdicts[offset + i] = batch_ok || verify_strict(item.public_key, item.message, item.signature);
         }
     }
     verdicts
@@ -90,18 +81,8 @@ pub fn verify_many(items: &[VerifyItem<'_>]) -> Vec<bool> {
     }
     let per_thread = items.len().div_ceil(threads);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(per_thread)
-            .map(|part| scope.spawn(move || verify_chunk(part)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| {
-                handle
-                    .join()
-                    .expect("signature verification thread panicked")
-            })
-            .collect()
+        let handles: Vec<_> = items.chunks(per_thread).map(|part| scope.spawn(move || verify_chunk(part))).collect();
+        handles.into_iter().flat_map(|handle| handle.join().expect("signature verification thread panicked")).collect()
     })
 }
 
@@ -113,33 +94,19 @@ mod tests {
     #[test]
     fn batch_agrees_with_strict_on_bad_members() {
         // Goal: one bad signature in a batch is found; the good ones still pass.
-        let keys: Vec<SigningKey> = (0..200u8)
-            .map(|i| SigningKey::from_bytes(&[i; 32]))
-            .collect();
+        let keys: Vec<SigningKey> = (0..200u8).map(|i| SigningKey::from_bytes(&[i; 32])).collect();
         let publics: Vec<VerifyingKey> = keys.iter().map(|k| k.verifying_key()).collect();
         let messages: Vec<Vec<u8>> = (0..200u32).map(|i| i.to_be_bytes().to_vec()).collect();
-        let mut signatures: Vec<[u8; 64]> = keys
-            .iter()
-            .zip(&messages)
-            .map(|(k, m)| k.sign(m).to_bytes())
-            .collect();
+        let mut signatures: Vec<[u8; 64]> = keys.iter().zip(&messages).map(|(k, m)| k.sign(m).to_bytes()).collect();
         signatures[77][5] ^= 1;
         // Torsion in R: add the order-2 point's effect by flipping the sign bit of R.
         signatures[150][31] ^= 0x80;
         let items: Vec<VerifyItem<'_>> = (0..200)
-            .map(|i| VerifyItem {
-                public_key: &publics[i],
-                message: &messages[i],
-                signature: &signatures[i],
-            })
+            .map(|i| VerifyItem { public_key: &publics[i], message: &messages[i], signature: &signatures[i] })
             .collect();
         let verdicts = verify_many(&items);
         for (i, verdict) in verdicts.iter().enumerate() {
-            assert_eq!(
-                *verdict,
-                verify_strict(&publics[i], &messages[i], &signatures[i]),
-                "item {i}"
-            );
+            assert_eq!(*verdict, verify_strict(&publics[i], &messages[i], &signatures[i]), "item {i}");
             assert_eq!(*verdict, i != 77 && i != 150, "item {i}");
         }
     }
@@ -150,9 +117,6 @@ mod tests {
         let mut identity = [0u8; 32];
         identity[0] = 1;
         assert!(acceptable_public_key(&identity).is_none());
-        assert!(acceptable_public_key(
-            &SigningKey::from_bytes(&[7; 32]).verifying_key().to_bytes()
-        )
-        .is_some());
+        assert!(acceptable_public_key(&SigningKey::from_bytes(&[7; 32]).verifying_key().to_bytes()).is_some());
     }
 }

@@ -92,11 +92,7 @@ impl Date {
         if text[5..7].len() != 2 || text[8..10].len() != 2 {
             return None;
         }
-        Date::from_ymd(
-            year,
-            parse_digits(&text[5..7])?,
-            parse_digits(&text[8..10])?,
-        )
+        Date::from_ymd(year, parse_digits(&text[5..7])?, parse_digits(&text[8..10])?)
     }
 
     pub fn days_since_epoch(self) -> i32 {
@@ -141,9 +137,7 @@ impl serde::Serialize for Date {
 impl<'de> serde::Deserialize<'de> for Date {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Date, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Date::parse(&text).ok_or_else(|| {
-            serde::de::Error::custom(format!("not a real date YYYY-MM-DD: {text:?}"))
-        })
+        Date::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not a real date YYYY-MM-DD: {text:?}")))
     }
 }
 
@@ -218,9 +212,8 @@ impl serde::Serialize for Period {
 impl<'de> serde::Deserialize<'de> for Period {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Period, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        Period::parse(&text).ok_or_else(|| {
-            serde::de::Error::custom(format!("not a period YYYY, YYYY-Qn or YYYY-MM: {text:?}"))
-        })
+        Period::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a period YYYY, YYYY-Qn or YYYY-MM: {text:?}")))
     }
 }
 
@@ -232,12 +225,7 @@ pub fn format_timestamp_ms(ms: TimestampMs) -> String {
     let days = ms.div_euclid(86_400_000);
     let in_day = ms.rem_euclid(86_400_000);
     let (y, mo, d) = civil_from_days(days as i32);
-    let (h, mi, s, milli) = (
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000,
-    );
+    let (h, mi, s, milli) = (in_day / 3_600_000, in_day / 60_000 % 60, in_day / 1000 % 60, in_day % 1000);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{milli:03}Z")
 }
 
@@ -270,13 +258,7 @@ mod tests {
     #[test]
     fn dates_parse_only_when_real() {
         // Goal: real dates round-trip; impossible or malformed ones are refused.
-        for ok in [
-            "2019-02-28",
-            "2020-02-29",
-            "2000-02-29",
-            "1970-01-01",
-            "9999-12-31",
-        ] {
+        for ok in ["2019-02-28", "2020-02-29", "2000-02-29", "1970-01-01", "9999-12-31"] {
             assert_eq!(Date::parse(ok).unwrap().to_string(), ok);
         }
         for bad in [
@@ -293,31 +275,18 @@ mod tests {
         ] {
             assert!(Date::parse(bad).is_none(), "{bad}");
         }
-        assert_eq!(
-            Date::parse("2018-11-01")
-                .unwrap()
-                .days_until(Date::parse("2019-11-01").unwrap()),
-            365
-        );
+        assert_eq!(Date::parse("2018-11-01").unwrap().days_until(Date::parse("2019-11-01").unwrap()), 365);
     }
 
     #[test]
     fn periods_have_bounds() {
         // Goal: periods parse strictly and know their first and last day.
         let q = Period::parse("2019-Q1").unwrap();
-        assert_eq!(
-            (q.start().to_string(), q.end().to_string()),
-            ("2019-01-01".into(), "2019-03-31".into())
-        );
+        assert_eq!((q.start().to_string(), q.end().to_string()), ("2019-01-01".into(), "2019-03-31".into()));
         let m = Period::parse("2020-02").unwrap();
         assert_eq!(m.end().to_string(), "2020-02-29");
-        assert_eq!(
-            Period::parse("2018").unwrap().end().to_string(),
-            "2018-12-31"
-        );
-        for bad in [
-            "2019-Q5", "2019-Q0", "2019-13", "2019-1", "2019-", "201", "2019-Q11",
-        ] {
+        assert_eq!(Period::parse("2018").unwrap().end().to_string(), "2018-12-31");
+        for bad in ["2019-Q5", "2019-Q0", "2019-13", "2019-1", "2019-", "201", "2019-Q11"] {
             assert!(Period::parse(bad).is_none(), "{bad}");
         }
     }
@@ -325,14 +294,8 @@ mod tests {
     #[test]
     fn timestamps_round_trip() {
         // Goal: recorded_at formats as SPEC §5 shows and parses back exactly.
-        assert_eq!(
-            format_timestamp_ms(1541030401000),
-            "2018-11-01T00:00:01.000Z"
-        );
-        assert_eq!(
-            parse_timestamp_ms("2018-11-01T00:00:01.000Z"),
-            Some(1541030401000)
-        );
+        assert_eq!(format_timestamp_ms(1541030401000), "2018-11-01T00:00:01.000Z");
+        assert_eq!(parse_timestamp_ms("2018-11-01T00:00:01.000Z"), Some(1541030401000));
         assert_eq!(parse_timestamp_ms("2018-11-01T00:00:01Z"), None);
         assert_eq!(parse_timestamp_ms("2018-11-01T24:00:01.000Z"), None);
     }

@@ -66,12 +66,7 @@ pub fn entry_hash(
 }
 
 /// SPEC §7: first 16 hex of SHA-256(rule 0 kind 0 id 0 u64be(first evidence seq)).
-pub fn flag_id(
-    rule: &str,
-    subject_kind: &str,
-    subject_id: &str,
-    first_evidence_seq: u64,
-) -> String {
+pub fn flag_id(rule: &str, subject_kind: &str, subject_id: &str, first_evidence_seq: u64) -> String {
     let mut hasher = Sha256::new();
     hasher.update(rule.as_bytes());
     hasher.update([0]);

@@ -55,69 +55,46 @@ impl Envelope {
         if bytes.len() > ENVELOPE_BYTES_MAX {
             return reject(
                 Code::BadEnvelope,
-                format!(
-                    "envelope is {} bytes, at most {ENVELOPE_BYTES_MAX}",
-                    bytes.len()
-                ),
+                format!("envelope is {} bytes, at most {ENVELOPE_BYTES_MAX}", bytes.len()),
             );
         }
-        let raw: RawEnvelope =
-            serde_json::from_slice(bytes).map_err(|e| bad(format!("not a DSSE envelope: {e}")))?;
+        let raw: RawEnvelope = serde_json::from_slice(bytes).map_err(|e| bad(format!("not a DSSE envelope: {e}")))?;
         Envelope::from_raw(raw)
     }
 
     fn from_raw(raw: RawEnvelope) -> Result<Envelope, Rejection> {
         if raw.payload_type != PAYLOAD_TYPE {
-            return reject(
-                Code::BadEnvelope,
-                format!("payloadType must be {PAYLOAD_TYPE}"),
-            );
+            return reject(Code::BadEnvelope, format!("payloadType must be {PAYLOAD_TYPE}"));
         }
-        let payload =
-            base64_decode(&raw.payload).ok_or_else(|| bad("payload is not standard base64"))?;
+        let payload = base64_decode(&raw.payload).ok_or_else(|| bad("payload is not standard base64"))?;
         if payload.len() > PAYLOAD_BYTES_MAX {
             return reject(
                 Code::BadEnvelope,
-                format!(
-                    "payload is {} bytes, at most {PAYLOAD_BYTES_MAX}",
-                    payload.len()
-                ),
+                format!("payload is {} bytes, at most {PAYLOAD_BYTES_MAX}", payload.len()),
             );
         }
         if raw.signatures.is_empty() || raw.signatures.len() > SIGNATURES_MAX {
-            return reject(
-                Code::BadEnvelope,
-                format!("an envelope carries 1-{SIGNATURES_MAX} signatures"),
-            );
+            return reject(Code::BadEnvelope, format!("an envelope carries 1-{SIGNATURES_MAX} signatures"));
         }
         let mut signatures: Vec<EnvelopeSignature> = Vec::with_capacity(raw.signatures.len());
         for raw_signature in raw.signatures {
             if signatures.iter().any(|s| s.key_id == raw_signature.keyid) {
                 return reject(Code::BadEnvelope, "signature key ids must be distinct");
             }
-            if raw_signature.keyid.is_empty()
-                || raw_signature.keyid.len() > crate::payload::ID_CHARS_MAX
-            {
+            if raw_signature.keyid.is_empty() || raw_signature.keyid.len() > crate::payload::ID_CHARS_MAX {
                 return reject(Code::BadEnvelope, "a keyid is 1-64 characters");
             }
             let signature = base64_decode(&raw_signature.sig)
                 .and_then(|bytes| <[u8; 64]>::try_from(bytes).ok())
                 .ok_or_else(|| bad("sig is not base64 of 64 bytes"))?;
-            signatures.push(EnvelopeSignature {
-                key_id: raw_signature.keyid,
-                signature,
-            });
+            signatures.push(EnvelopeSignature { key_id: raw_signature.keyid, signature });
         }
-        Ok(Envelope {
-            payload,
-            signatures,
-        })
+        Ok(Envelope { payload, signatures })
     }
 
     /// The parsed envelope from a JSON value already read (export records).
     pub fn from_value(value: serde_json::Value) -> Result<Envelope, Rejection> {
-        let raw: RawEnvelope =
-            serde_json::from_value(value).map_err(|e| bad(format!("not a DSSE envelope: {e}")))?;
+        let raw: RawEnvelope = serde_json::from_value(value).map_err(|e| bad(format!("not a DSSE envelope: {e}")))?;
         Envelope::from_raw(raw)
     }
 
@@ -135,15 +112,9 @@ impl Envelope {
         let message = pae(PAYLOAD_TYPE, &payload);
         let signatures = keys
             .iter()
-            .map(|(key_id, key)| EnvelopeSignature {
-                key_id: key_id.clone(),
-                signature: key.sign(&message).to_bytes(),
-            })
+            .map(|(key_id, key)| EnvelopeSignature { key_id: key_id.clone(), signature: key.sign(&message).to_bytes() })
             .collect();
-        Envelope {
-            payload,
-            signatures,
-        }
+        Envelope { payload, signatures }
     }
 
     /// The canonical compact JSON form (as in the vectors).

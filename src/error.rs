@@ -85,10 +85,7 @@ pub struct Rejection {
 
 impl Rejection {
     pub fn new(code: Code, message: impl Into<String>) -> Rejection {
-        Rejection {
-            code,
-            message: message.into(),
-        }
+        Rejection { code, message: message.into() }
     }
 
     /// The JSON object `{"error":code,"message":…}` used by the CLI and HTTP.

@@ -26,19 +26,13 @@ pub struct KeyMaterial {
 
 impl KeyMaterial {
     pub fn signing_key(&self) -> Result<&SigningKey, String> {
-        self.secret
-            .as_ref()
-            .ok_or_else(|| format!("the key file for {} holds no secret key", self.key_id))
+        self.secret.as_ref().ok_or_else(|| format!("the key file for {} holds no secret key", self.key_id))
     }
 }
 
 pub fn generate(key_id: &str) -> KeyMaterial {
     let secret = SigningKey::generate(&mut rand_core::OsRng);
-    KeyMaterial {
-        key_id: key_id.to_string(),
-        public_key: secret.verifying_key().to_bytes(),
-        secret: Some(secret),
-    }
+    KeyMaterial { key_id: key_id.to_string(), public_key: secret.verifying_key().to_bytes(), secret: Some(secret) }
 }
 
 pub fn to_json(key: &KeyMaterial) -> String {
@@ -58,9 +52,8 @@ pub fn parse(text: &str) -> Result<KeyMaterial, String> {
     let secret = match &file.secret_key {
         None => None,
         Some(text) => {
-            let seed: [u8; 32] = base64_decode(text)
-                .and_then(|b| b.try_into().ok())
-                .ok_or("secret_key is not base64 of 32 bytes")?;
+            let seed: [u8; 32] =
+                base64_decode(text).and_then(|b| b.try_into().ok()).ok_or("secret_key is not base64 of 32 bytes")?;
             let key = SigningKey::from_bytes(&seed);
             if key.verifying_key().to_bytes() != public_key {
                 return Err("secret_key does not match public_key".into());
@@ -68,16 +61,11 @@ pub fn parse(text: &str) -> Result<KeyMaterial, String> {
             Some(key)
         }
     };
-    Ok(KeyMaterial {
-        key_id: file.key_id,
-        public_key,
-        secret,
-    })
+    Ok(KeyMaterial { key_id: file.key_id, public_key, secret })
 }
 
 pub fn read(path: &Path) -> Result<KeyMaterial, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
     parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -91,9 +79,7 @@ pub fn write(path: &Path, key: &KeyMaterial) -> Result<(), String> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let mut file = options.open(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     file.write_all(to_json(key).as_bytes())
         .and_then(|_| file.write_all(b"\n"))
         .and_then(|_| file.sync_all())

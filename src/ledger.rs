@@ -11,6 +11,7 @@ use crate::date::TimestampMs;
 use crate::envelope::Envelope;
 use crate::error::Rejection;
 use crate::payload::parse_payload;
+use crate::projection::Projections;
 use crate::state::{IndexedEvent, State};
 use crate::store::{CommitGroup, Head, SledStore, Store, StoredRecord};
 use crate::validate::{self, AppendError, EventIndex, StorageError, Verdict};
@@ -53,20 +54,20 @@ pub enum OnRejection {
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
     state: State,
+    projections: Projections,
 }
 
 /// The source of `recorded_at`: wall-clock milliseconds by default.
 pub type Clock = Box<dyn FnMut() -> TimestampMs + Send>;
 
 fn system_clock() -> TimestampMs {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as TimestampMs)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as TimestampMs)
 }
 
 pub struct Ledger {
     store: Box<dyn Store>,
     state: State,
+    projections: Projections,
     head: Head,
     snapshot_size: u64,
     clock: Clock,
@@ -88,6 +89,13 @@ impl EventIndex for GroupIndex<'_> {
     }
 }
 
+fn load_snapshot(store: &dyn Store) -> Result<Snapshot, StorageError> {
+    match store.snapshot()? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StorageError(format!("damaged snapshot: {e}"))),
+        None => Ok(Snapshot { state: State::default(), projections: Projections::default() }),
+    }
+}
+
 impl Ledger {
     /// Opens (or creates, empty) the sled ledger in `directory`.
     pub fn open(directory: &Path) -> Result<Ledger, StorageError> {
@@ -99,18 +107,12 @@ impl Ledger {
     /// Loads the latest snapshot and replays the records after it.
     pub fn with_store(store: Box<dyn Store>) -> Result<Ledger, StorageError> {
         let head = store.head()?.unwrap_or_default();
-        let state = match store.snapshot()? {
-            Some(bytes) => {
-                serde_json::from_slice::<Snapshot>(&bytes)
-                    .map_err(|e| StorageError(format!("damaged snapshot: {e}")))?
-                    .state
-            }
-            None => State::default(),
-        };
-        let snapshot_size = state.size;
+        let snapshot = load_snapshot(store.as_ref())?;
+        let snapshot_size = snapshot.state.size;
         let mut ledger = Ledger {
             store,
-            state,
+            state: snapshot.state,
+            projections: snapshot.projections,
             head,
             snapshot_size,
             clock: Box::new(system_clock),
@@ -123,11 +125,8 @@ impl Ledger {
     /// appended, so only their payloads are parsed: no signature checks.
     fn replay_tail(&mut self) -> Result<(), StorageError> {
         loop {
-            let records: Vec<StoredRecord> = self
-                .store
-                .records_from(self.state.size)
-                .take(GROUP_EVENTS_MAX)
-                .collect::<Result<_, _>>()?;
+            let records: Vec<StoredRecord> =
+                self.store.records_from(self.state.size).take(GROUP_EVENTS_MAX).collect::<Result<_, _>>()?;
             if records.is_empty() {
                 break;
             }
@@ -144,25 +143,21 @@ impl Ledger {
 
     fn apply_stored(&mut self, records: Vec<StoredRecord>) -> Result<(), StorageError> {
         for record in records {
-            let damaged = |what: String| {
-                StorageError(format!("stored record {} is damaged: {what}", record.seq))
-            };
+            let damaged = |what: String| StorageError(format!("stored record {} is damaged: {what}", record.seq));
             if record.seq != self.state.size {
                 return Err(damaged(format!("expected seq {}", self.state.size)));
             }
-            let envelope =
-                Envelope::parse(&record.envelope_bytes).map_err(|e| damaged(e.message))?;
+            let envelope = Envelope::parse(&record.envelope_bytes).map_err(|e| damaged(e.message))?;
             let payload = parse_payload(&envelope.payload).map_err(|e| damaged(e.message))?;
             let refunded_account = match &payload.body {
-                crate::payload::Body::Refund(refund) => self
-                    .store
-                    .event(refund.ref_event.as_str())?
-                    .and_then(|e| e.account),
+                crate::payload::Body::Refund(refund) => {
+                    self.store.event(refund.ref_event.as_str())?.and_then(|e| e.account)
+                }
                 _ => None,
             };
             let digest = crate::encoding::sha256(&envelope.payload);
-            self.state
-                .apply(record.seq, &payload, digest, refunded_account.as_deref());
+            self.state.apply(record.seq, &payload, digest, refunded_account.as_deref());
+            self.projections.apply(record.seq, &payload, &self.state);
         }
         Ok(())
     }
@@ -174,6 +169,10 @@ impl Ledger {
 
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    pub fn projections(&self) -> &Projections {
+        &self.projections
     }
 
     pub fn head(&self) -> &Head {
@@ -213,27 +212,16 @@ impl Ledger {
         let prepared = validate::prepare_batch(&self.state, parsed);
         let mut group = CommitGroup::default();
         let mut pending: HashMap<String, IndexedEvent> = HashMap::new();
-        let stop_at = outcomes
-            .iter()
-            .position(Option::is_some)
-            .filter(|_| on_rejection == OnRejection::Stop);
+        let stop_at = outcomes.iter().position(Option::is_some).filter(|_| on_rejection == OnRejection::Stop);
         for (prepared, position) in prepared.into_iter().zip(positions) {
             if stop_at.is_some_and(|stop| position > stop) {
                 break;
             }
-            let index = GroupIndex {
-                store: self.store.as_ref(),
-                pending: &pending,
-            };
+            let index = GroupIndex { store: self.store.as_ref(), pending: &pending };
             let verdict = validate::validate(&self.state, &index, prepared);
             let outcome = match verdict {
-                Ok(Verdict::Accept(accepted)) => {
-                    self.accept(*accepted, envelopes[position], &mut group, &mut pending)
-                }
-                Ok(Verdict::Repeat(seq)) => Outcome::Repeated {
-                    seq,
-                    hash: self.hash_of(seq, &group)?,
-                },
+                Ok(Verdict::Accept(accepted)) => self.accept(*accepted, envelopes[position], &mut group, &mut pending),
+                Ok(Verdict::Repeat(seq)) => Outcome::Repeated { seq, hash: self.hash_of(seq, &group)? },
                 Err(AppendError::Rejected(rejection)) => Outcome::Rejected(rejection),
                 Err(AppendError::Storage(error)) => return self.abandon(error),
             };
@@ -255,10 +243,7 @@ impl Ledger {
         if let Some(record) = group.records.iter().find(|r| r.seq == seq) {
             return Ok(record.hash);
         }
-        let record = self
-            .store
-            .record(seq)?
-            .ok_or_else(|| StorageError(format!("indexed record {seq} is missing")))?;
+        let record = self.store.record(seq)?.ok_or_else(|| StorageError(format!("indexed record {seq} is missing")))?;
         Ok(record.hash)
     }
 
@@ -271,31 +256,15 @@ impl Ledger {
     ) -> Outcome {
         let seq = self.state.size;
         let recorded_at_ms = (self.clock)().max(self.head.last_recorded_at_ms);
-        let prev = if seq == 0 {
-            GENESIS_PREV
-        } else {
-            self.head.last_hash
-        };
+        let prev = if seq == 0 { GENESIS_PREV } else { self.head.last_hash };
         let hash = record_hash(seq, &prev, recorded_at_ms, &accepted.envelope);
-        let indexed = self.state.apply(
-            seq,
-            &accepted.payload,
-            accepted.payload_digest,
-            accepted.refunded_account.as_deref(),
-        );
+        let indexed =
+            self.state.apply(seq, &accepted.payload, accepted.payload_digest, accepted.refunded_account.as_deref());
+        self.projections.apply(seq, &accepted.payload, &self.state);
         pending.insert(accepted.payload.id.0.clone(), indexed.clone());
         group.events.push((accepted.payload.id.0, indexed));
-        group.records.push(StoredRecord {
-            seq,
-            recorded_at_ms,
-            hash,
-            envelope_bytes: bytes.to_vec(),
-        });
-        self.head = Head {
-            size: seq + 1,
-            last_hash: hash,
-            last_recorded_at_ms: recorded_at_ms,
-        };
+        group.records.push(StoredRecord { seq, recorded_at_ms, hash, envelope_bytes: bytes.to_vec() });
+        self.head = Head { size: seq + 1, last_hash: hash, last_recorded_at_ms: recorded_at_ms };
         Outcome::Appended { seq, hash }
     }
 
@@ -313,26 +282,22 @@ impl Ledger {
     }
 
     fn snapshot_bytes(&self) -> Result<Vec<u8>, StorageError> {
-        serde_json::to_vec(&Snapshot {
-            state: self.state.clone(),
-        })
-        .map_err(|e| StorageError(format!("snapshot: {e}")))
+        #[derive(Serialize)]
+        struct SnapshotRef<'a> {
+            state: &'a State,
+            projections: &'a Projections,
+        }
+        serde_json::to_vec(&SnapshotRef { state: &self.state, projections: &self.projections })
+            .map_err(|e| StorageError(format!("snapshot: {e}")))
     }
 
     /// After a failed write the in-memory state may be ahead of the disk:
     /// reload it from the store so it again equals the durable fold.
     fn abandon<T>(&mut self, error: StorageError) -> Result<T, StorageError> {
-        let head = self.store.head()?.unwrap_or_default();
-        let snapshot = self.store.snapshot()?;
-        self.head = head;
-        self.state = match snapshot {
-            Some(bytes) => {
-                serde_json::from_slice::<Snapshot>(&bytes)
-                    .map_err(|e| StorageError(format!("damaged snapshot: {e}")))?
-                    .state
-            }
-            None => State::default(),
-        };
+        self.head = self.store.head()?.unwrap_or_default();
+        let snapshot = load_snapshot(self.store.as_ref())?;
+        self.state = snapshot.state;
+        self.projections = snapshot.projections;
         self.snapshot_size = self.state.size;
         self.replay_tail()?;
         Err(error)

@@ -13,6 +13,8 @@ pub mod keys;
 pub mod ledger;
 pub mod lines;
 pub mod payload;
+pub mod projection;
+pub mod report;
 pub mod state;
 pub mod store;
 pub mod validate;

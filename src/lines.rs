@@ -15,10 +15,7 @@ pub enum Line {
 }
 
 /// Reads the next line, or `None` at the end of the stream.
-pub fn read_line_bounded(
-    reader: &mut dyn BufRead,
-    line_bytes_max: usize,
-) -> std::io::Result<Option<Line>> {
+pub fn read_line_bounded(reader: &mut dyn BufRead, line_bytes_max: usize) -> std::io::Result<Option<Line>> {
     let mut line = Vec::new();
     let mut length = 0usize;
     let mut seen_any = false;
@@ -62,18 +59,9 @@ mod tests {
     fn lines_are_bounded() {
         // Goal: long lines are reported, not buffered; CRLF and a missing final newline work.
         let mut input: &[u8] = b"ab\r\n0123456789\nlast";
-        assert_eq!(
-            read_line_bounded(&mut input, 5).unwrap(),
-            Some(Line::Complete(b"ab".to_vec()))
-        );
-        assert_eq!(
-            read_line_bounded(&mut input, 5).unwrap(),
-            Some(Line::TooLong(10))
-        );
-        assert_eq!(
-            read_line_bounded(&mut input, 5).unwrap(),
-            Some(Line::Complete(b"last".to_vec()))
-        );
+        assert_eq!(read_line_bounded(&mut input, 5).unwrap(), Some(Line::Complete(b"ab".to_vec())));
+        assert_eq!(read_line_bounded(&mut input, 5).unwrap(), Some(Line::TooLong(10)));
+        assert_eq!(read_line_bounded(&mut input, 5).unwrap(), Some(Line::Complete(b"last".to_vec())));
         assert_eq!(read_line_bounded(&mut input, 5).unwrap(), None);
     }
 }

@@ -66,17 +66,13 @@ fn clip(text: &str) -> String {
 fn is_id(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= ID_CHARS_MAX
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
 fn is_key_id(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= ID_CHARS_MAX
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._:-/".contains(&b))
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-/".contains(&b))
 }
 
 fn is_digest(text: &str) -> bool {
@@ -149,9 +145,7 @@ impl<'de> Deserialize<'de> for PublicKey {
         // SPEC §2: keys of small order are refused when registered.
         crate::crypto::acceptable_public_key(&bytes)
             .map(|_| PublicKey(bytes))
-            .ok_or_else(|| {
-                de::Error::custom("public_key is not a usable Ed25519 key (small order or torsion)")
-            })
+            .ok_or_else(|| de::Error::custom("public_key is not a usable Ed25519 key (small order or torsion)"))
     }
 }
 
@@ -178,10 +172,7 @@ impl<'de> Deserialize<'de> for Amount {
 impl Amount {
     /// The amount in fen. Only meaningful after [`Payload`] bounds checks.
     pub fn fen(self) -> u64 {
-        assert!(
-            self.in_bounds(),
-            "amount used before its bounds were checked"
-        );
+        assert!(self.in_bounds(), "amount used before its bounds were checked");
         self.0 as u64
     }
 
@@ -620,10 +611,7 @@ fn schema_error(error: impl std::fmt::Display) -> Rejection {
 fn check_shape(body: &Body) -> Result<(), Rejection> {
     let too_many = |what: &str, len: usize, max: usize| -> Result<(), Rejection> {
         if len > max {
-            return reject(
-                Code::Schema,
-                format!("payload: {what} has {len} items, at most {max}"),
-            );
+            return reject(Code::Schema, format!("payload: {what} has {len} items, at most {max}"));
         }
         Ok(())
     };
@@ -666,21 +654,11 @@ fn check_shape(body: &Body) -> Result<(), Rejection> {
                 b.add_members.as_ref().map_or(0, Vec::len),
                 b.remove_members.as_ref().map_or(0, Vec::len),
             ];
-            lists
-                .iter()
-                .try_for_each(|len| too_many("member list", *len, MEMBERS_PER_HOUSEHOLD_MAX))
+            lists.iter().try_for_each(|len| too_many("member list", *len, MEMBERS_PER_HOUSEHOLD_MAX))
         }
         Body::NoticePublish(b) => {
-            too_many(
-                "households",
-                b.households.as_ref().map_or(0, Vec::len),
-                NOTICE_ITEMS_MAX,
-            )?;
-            too_many(
-                "projects",
-                b.projects.as_ref().map_or(0, Vec::len),
-                NOTICE_ITEMS_MAX,
-            )?;
+            too_many("households", b.households.as_ref().map_or(0, Vec::len), NOTICE_ITEMS_MAX)?;
+            too_many("projects", b.projects.as_ref().map_or(0, Vec::len), NOTICE_ITEMS_MAX)?;
             if b.to < b.from {
                 return reject(Code::Schema, "payload: notice ends before it starts");
             }
@@ -693,41 +671,21 @@ fn check_shape(body: &Body) -> Result<(), Rejection> {
 /// Parses payload bytes: schema first, then amount bounds (SPEC §4 order).
 pub fn parse_payload(bytes: &[u8]) -> Result<Payload, Rejection> {
     if bytes.len() > PAYLOAD_BYTES_MAX {
-        return reject(
-            Code::BadEnvelope,
-            format!(
-                "payload is {} bytes, at most {PAYLOAD_BYTES_MAX}",
-                bytes.len()
-            ),
-        );
+        return reject(Code::BadEnvelope, format!("payload is {} bytes, at most {PAYLOAD_BYTES_MAX}", bytes.len()));
     }
     let text = std::str::from_utf8(bytes).map_err(|_| schema_error("not UTF-8"))?;
     let raw: RawPayload<'_> = serde_json::from_str(text).map_err(schema_error)?;
     if raw.v != 1 {
-        return reject(
-            Code::Schema,
-            format!("payload: v is {}, only 1 is known", raw.v),
-        );
+        return reject(Code::Schema, format!("payload: v is {}, only 1 is known", raw.v));
     }
-    let body = Body::parse(raw.kind, raw.body.get())
-        .map_err(|e| schema_error(format_args!("body: {e}")))?;
+    let body = Body::parse(raw.kind, raw.body.get()).map_err(|e| schema_error(format_args!("body: {e}")))?;
     check_shape(&body)?;
     for (field, amount) in body.amounts() {
         if !amount.in_bounds() {
-            return reject(
-                Code::InvalidAmount,
-                format!("{field} must be 1..={AMOUNT_FEN_MAX} fen"),
-            );
+            return reject(Code::InvalidAmount, format!("{field} must be 1..={AMOUNT_FEN_MAX} fen"));
         }
     }
-    Ok(Payload {
-        ledger: raw.ledger,
-        id: raw.id,
-        office: raw.office,
-        at: raw.at,
-        body,
-        memo: raw.memo,
-    })
+    Ok(Payload { ledger: raw.ledger, id: raw.id, office: raw.office, at: raw.at, body, memo: raw.memo })
 }
 
 impl Payload {
@@ -755,9 +713,7 @@ mod tests {
     fn strict_parsing() {
         // Goal: each malformed shape is a schema error, amounts out of range invalid_amount.
         let refund = |amount: &str| {
-            format!(
-                r#"{{{HEAD},"kind":"refund","body":{{"ref_event":"p1","amount_fen":{amount},"reason":"x"}}}}"#
-            )
+            format!(r#"{{{HEAD},"kind":"refund","body":{{"ref_event":"p1","amount_fen":{amount},"reason":"x"}}}}"#)
         };
         check(&refund("5"), Ok("refund"));
         check(&refund("0"), Err(Code::InvalidAmount));
@@ -774,25 +730,15 @@ mod tests {
             Err(Code::Schema),
         );
         check(
-            &format!(
-                r#"{{{HEAD},"id":"e2","kind":"refund","body":{{"ref_event":"p1","amount_fen":5,"reason":"x"}}}}"#
-            ),
+            &format!(r#"{{{HEAD},"id":"e2","kind":"refund","body":{{"ref_event":"p1","amount_fen":5,"reason":"x"}}}}"#),
             Err(Code::Schema),
         );
         check(
-            &format!(
-                r#"{{{HEAD},"kind":"refund","extra":1,"body":{{"ref_event":"p1","amount_fen":5,"reason":"x"}}}}"#
-            ),
+            &format!(r#"{{{HEAD},"kind":"refund","extra":1,"body":{{"ref_event":"p1","amount_fen":5,"reason":"x"}}}}"#),
             Err(Code::Schema),
         );
-        check(
-            &format!(r#"{{{HEAD},"kind":"nope","body":{{}}}}"#),
-            Err(Code::Schema),
-        );
-        check(
-            &format!(r#"{{{HEAD},"kind":"household_update","body":{{"household_id":"h"}}}}"#),
-            Err(Code::Schema),
-        );
+        check(&format!(r#"{{{HEAD},"kind":"nope","body":{{}}}}"#), Err(Code::Schema));
+        check(&format!(r#"{{{HEAD},"kind":"household_update","body":{{"household_id":"h"}}}}"#), Err(Code::Schema));
         check(
             r#"{"v":1,"ledger":"L","id":"e1","office":"o","at":"2019-02-30","kind":"refund","body":{"ref_event":"p1","amount_fen":5,"reason":"x"}}"#,
             Err(Code::Schema),

@@ -116,9 +116,7 @@ impl State {
 
     fn credit(&mut self, account: String, amount: u64) {
         let balance = self.balances.entry(account).or_insert(0);
-        *balance = balance
-            .checked_add(amount)
-            .expect("balance overflow: amounts are bounded by 2^53");
+        *balance = balance.checked_add(amount).expect("balance overflow: amounts are bounded by 2^53");
     }
 
     fn debit(&mut self, account: String, amount: u64) {
@@ -175,22 +173,12 @@ impl State {
                     },
                 );
                 for key in &b.keys {
-                    self.add_key(
-                        &key.key_id.0,
-                        &b.office_id.0,
-                        key.public_key.0,
-                        key.roles.clone(),
-                    );
+                    self.add_key(&key.key_id.0, &b.office_id.0, key.public_key.0, key.roles.clone());
                 }
             }
-            Body::KeyAdd(b) => {
-                self.add_key(&b.key_id.0, &b.office_id.0, b.public_key.0, b.roles.clone())
-            }
+            Body::KeyAdd(b) => self.add_key(&b.key_id.0, &b.office_id.0, b.public_key.0, b.roles.clone()),
             Body::KeyRevoke(b) => {
-                let key = self
-                    .keys
-                    .get_mut(b.key_id.as_str())
-                    .expect("revoked key exists (validated)");
+                let key = self.keys.get_mut(b.key_id.as_str()).expect("revoked key exists (validated)");
                 key.revoked_at_seq = Some(seq);
             }
             Body::ProgramDefine(b) => {
@@ -220,17 +208,10 @@ impl State {
                 self.credit(account_id(office, &b.to_program.0), amount);
             }
             Body::HouseholdRegister(b) => {
-                let region = self
-                    .offices
-                    .get(b.village.as_str())
-                    .map(|o| o.region_code.clone())
-                    .unwrap_or_default();
+                let region = self.offices.get(b.village.as_str()).map(|o| o.region_code.clone()).unwrap_or_default();
                 self.households.insert(
                     b.household_id.0.clone(),
-                    HouseholdState {
-                        village: b.village.0.clone(),
-                        village_region_code: region,
-                    },
+                    HouseholdState { village: b.village.0.clone(), village_region_code: region },
                 );
             }
             Body::HouseholdUpdate(_) | Body::NoticePublish(_) | Body::FlagReview(_) => {}
@@ -262,14 +243,10 @@ impl State {
             }
             Body::Refund(b) => {
                 let amount = b.amount_fen.fen();
-                let account =
-                    refunded_account.expect("refund names a payout or expenditure (validated)");
+                let account = refunded_account.expect("refund names a payout or expenditure (validated)");
                 self.credit(account.to_string(), amount);
                 self.totals.refunded_fen += amount;
-                *self
-                    .refunded_by_event
-                    .entry(b.ref_event.0.clone())
-                    .or_insert(0) += amount;
+                *self.refunded_by_event.entry(b.ref_event.0.clone()).or_insert(0) += amount;
             }
         }
         self.clock = Some(self.clock.map_or(payload.at, |c| c.max(payload.at)));
@@ -279,12 +256,7 @@ impl State {
     }
 
     fn add_key(&mut self, key_id: &str, office: &str, public_key: [u8; 32], roles: Vec<Role>) {
-        let key = KeyState {
-            office: office.to_string(),
-            public_key,
-            roles,
-            revoked_at_seq: None,
-        };
+        let key = KeyState { office: office.to_string(), public_key, roles, revoked_at_seq: None };
         let previous = self.keys.insert(key_id.to_string(), key);
         assert!(previous.is_none(), "key ids are unique (validated)");
     }

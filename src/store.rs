@@ -64,10 +64,7 @@ pub trait Store: Send + Sync {
     fn head(&self) -> Result<Option<Head>, StorageError>;
     fn record(&self, seq: u64) -> Result<Option<StoredRecord>, StorageError>;
     /// Records with seq ≥ `from`, in order.
-    fn records_from(
-        &self,
-        from: u64,
-    ) -> Box<dyn Iterator<Item = Result<StoredRecord, StorageError>> + '_>;
+    fn records_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<StoredRecord, StorageError>> + '_>;
     fn event(&self, id: &str) -> Result<Option<IndexedEvent>, StorageError>;
     fn snapshot(&self) -> Result<Option<Vec<u8>>, StorageError>;
     fn merkle_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StorageError>;
@@ -109,12 +106,7 @@ fn decode_record(key: &[u8], value: &[u8]) -> Result<StoredRecord, StorageError>
     let seq = u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"));
     let recorded_at_ms = i64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
     let hash: Hash = value[8..40].try_into().expect("32 bytes");
-    Ok(StoredRecord {
-        seq,
-        recorded_at_ms,
-        hash,
-        envelope_bytes: value[40..].to_vec(),
-    })
+    Ok(StoredRecord { seq, recorded_at_ms, hash, envelope_bytes: value[40..].to_vec() })
 }
 
 fn encode_record(record: &StoredRecord) -> Vec<u8> {
@@ -137,12 +129,7 @@ impl SledStore {
             .cache_capacity(CACHE_BYTES)
             .mode(sled::Mode::HighThroughput)
             .open()
-            .map_err(|e| {
-                StorageError(format!(
-                    "cannot open the store in {}: {e}",
-                    directory.display()
-                ))
-            })?;
+            .map_err(|e| StorageError(format!("cannot open the store in {}: {e}", directory.display())))?;
         Ok(SledStore { db })
     }
 }
@@ -151,9 +138,7 @@ impl Store for SledStore {
     fn head(&self) -> Result<Option<Head>, StorageError> {
         match self.db.get(HEAD_KEY).map_err(storage)? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| storage(format!("damaged head: {e}"))),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| storage(format!("damaged head: {e}"))),
         }
     }
 
@@ -165,46 +150,32 @@ impl Store for SledStore {
         }
     }
 
-    fn records_from(
-        &self,
-        from: u64,
-    ) -> Box<dyn Iterator<Item = Result<StoredRecord, StorageError>> + '_> {
+    fn records_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<StoredRecord, StorageError>> + '_> {
         let end = [RECORD_PREFIX + 1];
         Box::new(
             self.db
                 .range(record_key(from).to_vec()..end.to_vec())
-                .map(|item| {
-                    item.map_err(storage)
-                        .and_then(|(k, v)| decode_record(&k, &v))
-                }),
+                .map(|item| item.map_err(storage).and_then(|(k, v)| decode_record(&k, &v))),
         )
     }
 
     fn event(&self, id: &str) -> Result<Option<IndexedEvent>, StorageError> {
         match self.db.get(event_key(id)).map_err(storage)? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| storage(format!("damaged event index: {e}"))),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).map(Some).map_err(|e| storage(format!("damaged event index: {e}")))
+            }
         }
     }
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .db
-            .get(SNAPSHOT_KEY)
-            .map_err(storage)?
-            .map(|v| v.to_vec()))
+        Ok(self.db.get(SNAPSHOT_KEY).map_err(storage)?.map(|v| v.to_vec()))
     }
 
     fn merkle_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StorageError> {
         match self.db.get(merkle_key(level, index)).map_err(storage)? {
             None => Ok(None),
-            Some(v) => v
-                .as_ref()
-                .try_into()
-                .map(Some)
-                .map_err(|_| storage("damaged merkle node")),
+            Some(v) => v.as_ref().try_into().map(Some).map_err(|_| storage("damaged merkle node")),
         }
     }
 

@@ -83,8 +83,7 @@ pub struct Prepared {
 /// speculatively; `validate` re-checks any signature whose key turns out to
 /// differ, so the verdicts are exactly those of strict one-by-one checking.
 pub fn prepare_batch(state: &State, envelopes: Vec<Envelope>) -> Vec<Prepared> {
-    let mut batch_keys: std::collections::HashMap<String, [u8; 32]> =
-        std::collections::HashMap::new();
+    let mut batch_keys: std::collections::HashMap<String, [u8; 32]> = std::collections::HashMap::new();
     let mut prepared: Vec<Prepared> = Vec::with_capacity(envelopes.len());
     for envelope in envelopes {
         let parsed = parse_payload(&envelope.payload);
@@ -93,11 +92,7 @@ pub fn prepare_batch(state: &State, envelopes: Vec<Envelope>) -> Vec<Prepared> {
                 batch_keys.entry(key_id).or_insert(public_key);
             }
         }
-        prepared.push(Prepared {
-            envelope,
-            parsed,
-            pre_verified: PreVerified::default(),
-        });
+        prepared.push(Prepared { envelope, parsed, pre_verified: PreVerified::default() });
     }
     let messages: Vec<Vec<u8>> = prepared.iter().map(|p| p.envelope.pae()).collect();
     let mut keys: Vec<(usize, usize, VerifyingKey)> = Vec::new();
@@ -136,16 +131,8 @@ pub fn prepare_batch(state: &State, envelopes: Vec<Envelope>) -> Vec<Prepared> {
 /// Keys an event brings into the registry (key id, public key).
 fn registered_keys(body: &Body) -> Vec<(String, [u8; 32])> {
     match body {
-        Body::Genesis(b) => b
-            .root_keys
-            .iter()
-            .map(|k| (k.key_id.0.clone(), k.public_key.0))
-            .collect(),
-        Body::OfficeRegister(b) => b
-            .keys
-            .iter()
-            .map(|k| (k.key_id.0.clone(), k.public_key.0))
-            .collect(),
+        Body::Genesis(b) => b.root_keys.iter().map(|k| (k.key_id.0.clone(), k.public_key.0)).collect(),
+        Body::OfficeRegister(b) => b.keys.iter().map(|k| (k.key_id.0.clone(), k.public_key.0)).collect(),
         Body::KeyAdd(b) => vec![(b.key_id.0.clone(), b.public_key.0)],
         _ => Vec::new(),
     }
@@ -170,24 +157,14 @@ pub struct Accepted {
 }
 
 /// Runs every SPEC §4 check, in order; the first failure is reported.
-pub fn validate(
-    state: &State,
-    index: &dyn EventIndex,
-    prepared: Prepared,
-) -> Result<Verdict, AppendError> {
-    let Prepared {
-        envelope,
-        parsed,
-        pre_verified,
-    } = prepared;
+pub fn validate(state: &State, index: &dyn EventIndex, prepared: Prepared) -> Result<Verdict, AppendError> {
+    let Prepared { envelope, parsed, pre_verified } = prepared;
     // 2–3. Schema, then amount bounds (inside parse_payload).
     let payload = parsed?;
     let payload_digest = sha256(&envelope.payload);
     let genesis = matches!(payload.body, Body::Genesis(_));
     if state.size == 0 && !genesis {
-        return Err(
-            Rejection::new(Code::Schema, "the first event of a ledger must be genesis").into(),
-        );
+        return Err(Rejection::new(Code::Schema, "the first event of a ledger must be genesis").into());
     }
     // Idempotency: the same bytes again succeed with the original seq.
     let existing = index.event(payload.id.as_str())?;
@@ -201,10 +178,7 @@ pub fn validate(
         if payload.ledger.as_str() != ledger_id {
             return Err(Rejection::new(
                 Code::WrongLedger,
-                format!(
-                    "event is for ledger {:?}, this is {ledger_id:?}",
-                    payload.ledger.as_str()
-                ),
+                format!("event is for ledger {:?}, this is {ledger_id:?}", payload.ledger.as_str()),
             )
             .into());
         }
@@ -227,10 +201,7 @@ pub fn validate(
         if amount >= DUAL_CONTROL_FEN && signers.len() < 2 {
             return Err(Rejection::new(
                 Code::DualControlRequired,
-                format!(
-                    "moving {amount} fen (≥ {DUAL_CONTROL_FEN}) needs two finance keys of {}",
-                    payload.office
-                ),
+                format!("moving {amount} fen (≥ {DUAL_CONTROL_FEN}) needs two finance keys of {}", payload.office),
             )
             .into());
         }
@@ -239,12 +210,7 @@ pub fn validate(
     let refunded_account = check_references(state, index, &payload)?;
     check_authority(state, &payload)?;
     check_funds(state, &payload)?;
-    Ok(Verdict::Accept(Box::new(Accepted {
-        envelope,
-        payload,
-        payload_digest,
-        refunded_account,
-    })))
+    Ok(Verdict::Accept(Box::new(Accepted { envelope, payload, payload_digest, refunded_account })))
 }
 
 /// A signing key as registered (or, for genesis, as listed in itself).
@@ -253,43 +219,26 @@ struct Signer {
     key: KeyState,
 }
 
-fn signing_keys(
-    state: &State,
-    payload: &Payload,
-    envelope: &Envelope,
-) -> Result<Vec<Signer>, Rejection> {
+fn signing_keys(state: &State, payload: &Payload, envelope: &Envelope) -> Result<Vec<Signer>, Rejection> {
     let mut signers = Vec::with_capacity(envelope.signatures.len());
     for signature in &envelope.signatures {
         let key_id = signature.key_id.as_str();
         let key = match (&payload.body, state.size) {
-            (Body::Genesis(b), 0) => b
-                .root_keys
-                .iter()
-                .find(|k| k.key_id.as_str() == key_id)
-                .map(|k| KeyState {
-                    office: ROOT_OFFICE.to_string(),
-                    public_key: k.public_key.0,
-                    roles: Vec::new(),
-                    revoked_at_seq: None,
-                }),
+            (Body::Genesis(b), 0) => b.root_keys.iter().find(|k| k.key_id.as_str() == key_id).map(|k| KeyState {
+                office: ROOT_OFFICE.to_string(),
+                public_key: k.public_key.0,
+                roles: Vec::new(),
+                revoked_at_seq: None,
+            }),
             _ => state.keys.get(key_id).cloned(),
         };
         let Some(key) = key else {
-            return reject(
-                Code::UnknownKey,
-                format!("key {key_id:?} is not registered"),
-            );
+            return reject(Code::UnknownKey, format!("key {key_id:?} is not registered"));
         };
-        signers.push(Signer {
-            key_id: key_id.to_string(),
-            key,
-        });
+        signers.push(Signer { key_id: key_id.to_string(), key });
     }
     if let Some(revoked) = signers.iter().find(|s| s.key.revoked_at_seq.is_some()) {
-        return reject(
-            Code::RevokedKey,
-            format!("key {:?} was revoked", revoked.key_id),
-        );
+        return reject(Code::RevokedKey, format!("key {:?} was revoked", revoked.key_id));
     }
     Ok(signers)
 }
@@ -314,10 +263,7 @@ fn check_signatures(
             }
         };
         if !ok {
-            return reject(
-                Code::BadSignature,
-                format!("signature by {:?} does not verify", signer.key_id),
-            );
+            return reject(Code::BadSignature, format!("signature by {:?} does not verify", signer.key_id));
         }
     }
     Ok(())
@@ -345,11 +291,7 @@ fn required_role(body: &Body) -> Option<&'static [Role]> {
 fn root_may(body: &Body) -> bool {
     matches!(
         body,
-        Body::Genesis(_)
-            | Body::OfficeRegister(_)
-            | Body::KeyAdd(_)
-            | Body::KeyRevoke(_)
-            | Body::ProgramDefine(_)
+        Body::Genesis(_) | Body::OfficeRegister(_) | Body::KeyAdd(_) | Body::KeyRevoke(_) | Body::ProgramDefine(_)
     )
 }
 
@@ -369,28 +311,17 @@ fn check_roles(state: &State, payload: &Payload, signers: &[Signer]) -> Result<(
     }
     if office == ROOT_OFFICE {
         if !root_may(&payload.body) {
-            return reject(
-                Code::Forbidden,
-                format!("root keys may not perform {}", payload.kind()),
-            );
+            return reject(Code::Forbidden, format!("root keys may not perform {}", payload.kind()));
         }
         return Ok(());
     }
     let Some(roles) = required_role(&payload.body) else {
         return reject(Code::Forbidden, format!("{} is a root act", payload.kind()));
     };
-    if let Some(signer) = signers
-        .iter()
-        .find(|s| !roles.iter().any(|r| s.key.has_role(*r)))
-    {
+    if let Some(signer) = signers.iter().find(|s| !roles.iter().any(|r| s.key.has_role(*r))) {
         return reject(
             Code::Forbidden,
-            format!(
-                "key {:?} lacks the role {:?} for {}",
-                signer.key_id,
-                roles,
-                payload.kind()
-            ),
+            format!("key {:?} lacks the role {:?} for {}", signer.key_id, roles, payload.kind()),
         );
     }
     Ok(())
@@ -420,11 +351,7 @@ fn new_key_id(state: &State, key_id: &str) -> Result<(), Rejection> {
 }
 
 /// SPEC §4 step 11. Returns the refunded event's account for refunds.
-fn check_references(
-    state: &State,
-    index: &dyn EventIndex,
-    payload: &Payload,
-) -> Result<Option<String>, AppendError> {
+fn check_references(state: &State, index: &dyn EventIndex, payload: &Payload) -> Result<Option<String>, AppendError> {
     let program = |id: &str| need(state.programs.get(id), "program", id).map(|_| ());
     let office = |id: &str| need(state.offices.get(id), "office", id);
     match &payload.body {
@@ -485,18 +412,10 @@ fn check_references(
             }
         }
         Body::HouseholdUpdate(b) => {
-            need(
-                state.households.get(b.household_id.as_str()),
-                "household",
-                b.household_id.as_str(),
-            )?;
+            need(state.households.get(b.household_id.as_str()), "household", b.household_id.as_str())?;
         }
         Body::Payout(b) => {
-            need(
-                state.households.get(b.household_id.as_str()),
-                "household",
-                b.household_id.as_str(),
-            )?;
+            need(state.households.get(b.household_id.as_str()), "household", b.household_id.as_str())?;
             program(b.program.as_str())?;
         }
         Body::ProjectRegister(b) => {
@@ -511,18 +430,10 @@ fn check_references(
         Body::NoticePublish(b) => {
             program(b.program.as_str())?;
             for household in b.households.iter().flatten() {
-                need(
-                    state.households.get(household.as_str()),
-                    "household",
-                    household.as_str(),
-                )?;
+                need(state.households.get(household.as_str()), "household", household.as_str())?;
             }
             for project in b.projects.iter().flatten() {
-                need(
-                    state.projects.get(project.as_str()),
-                    "project",
-                    project.as_str(),
-                )?;
+                need(state.projects.get(project.as_str()), "project", project.as_str())?;
             }
         }
     }
@@ -537,9 +448,7 @@ fn check_refund(
 ) -> Result<String, AppendError> {
     let id = refund.ref_event.as_str();
     let original = index.event(id)?;
-    let Some(original) =
-        original.filter(|e| e.office == payload.office.as_str() && e.account.is_some())
-    else {
+    let Some(original) = original.filter(|e| e.office == payload.office.as_str() && e.account.is_some()) else {
         return Err(unknown("payout or expenditure of this office", id).into());
     };
     let before = state.refunded_by_event.get(id).copied().unwrap_or(0);
@@ -547,10 +456,7 @@ fn check_refund(
     if total > original.amount_fen {
         return Err(Rejection::new(
             Code::InvalidAmount,
-            format!(
-                "refunds of {id} would total {total} fen, beyond the {} fen it moved",
-                original.amount_fen
-            ),
+            format!("refunds of {id} would total {total} fen, beyond the {} fen it moved", original.amount_fen),
         )
         .into());
     }
@@ -558,10 +464,7 @@ fn check_refund(
 }
 
 fn region_covers(state: &State, office: &str, region: &str) -> bool {
-    state
-        .offices
-        .get(office)
-        .is_some_and(|o| region.starts_with(o.region_code.as_str()))
+    state.offices.get(office).is_some_and(|o| region.starts_with(o.region_code.as_str()))
 }
 
 /// SPEC §4 step 12: authority over the referenced objects.
@@ -570,22 +473,15 @@ fn check_authority(state: &State, payload: &Payload) -> Result<(), Rejection> {
     let forbid = |message: String| reject(Code::Forbidden, message);
     match &payload.body {
         Body::OfficeRegister(b) => match &b.parent {
-            None if acting != ROOT_OFFICE => {
-                forbid("only root registers a top-level office".into())
-            }
+            None if acting != ROOT_OFFICE => forbid("only root registers a top-level office".into()),
             None => Ok(()),
             Some(parent) => {
                 if acting != ROOT_OFFICE && acting != parent.as_str() {
-                    return forbid(format!(
-                        "only root or {parent} registers a child of {parent}"
-                    ));
+                    return forbid(format!("only root or {parent} registers a child of {parent}"));
                 }
                 let parent_level = state.offices[parent.as_str()].level;
                 if b.level <= parent_level {
-                    return forbid(format!(
-                        "a {:?} cannot sit under a {:?}",
-                        b.level, parent_level
-                    ));
+                    return forbid(format!("a {:?} cannot sit under a {:?}", b.level, parent_level));
                 }
                 Ok(())
             }
@@ -596,17 +492,12 @@ fn check_authority(state: &State, payload: &Payload) -> Result<(), Rejection> {
             if acting == ROOT_OFFICE || acting == office_id.as_str() || parent == Some(acting) {
                 return Ok(());
             }
-            forbid(format!(
-                "{acting} has no authority over the keys of {office_id}"
-            ))
+            forbid(format!("{acting} has no authority over the keys of {office_id}"))
         }
         Body::HouseholdRegister(b) => {
             let region = &state.offices[b.village.as_str()].region_code;
             if !region_covers(state, acting, region) {
-                return forbid(format!(
-                    "{acting} is not a registrar for village {}",
-                    b.village
-                ));
+                return forbid(format!("{acting} is not a registrar for village {}", b.village));
             }
             Ok(())
         }
@@ -614,18 +505,12 @@ fn check_authority(state: &State, payload: &Payload) -> Result<(), Rejection> {
         | Body::Payout(crate::payload::Payout { household_id, .. }) => {
             let household = &state.households[household_id.as_str()];
             if !region_covers(state, acting, &household.village_region_code) {
-                return forbid(format!(
-                    "{acting} has no authority in the region of household {household_id}"
-                ));
+                return forbid(format!("{acting} has no authority in the region of household {household_id}"));
             }
             Ok(())
         }
-        Body::Transfer(b) if b.to_office.as_str() == acting => {
-            forbid("a transfer to oneself".into())
-        }
-        Body::Reallocate(b) if b.from_program == b.to_program => {
-            forbid("a reallocation to the same program".into())
-        }
+        Body::Transfer(b) if b.to_office.as_str() == acting => forbid("a transfer to oneself".into()),
+        Body::Reallocate(b) if b.from_program == b.to_program => forbid("a reallocation to the same program".into()),
         _ => Ok(()),
     }
 }
@@ -643,10 +528,7 @@ fn check_funds(state: &State, payload: &Payload) -> Result<(), Rejection> {
     let account = account_id(office, program);
     let balance = state.balance(&account);
     if balance < amount {
-        return reject(
-            Code::InsufficientFunds,
-            format!("{account} holds {balance} fen, {amount} fen requested"),
-        );
+        return reject(Code::InsufficientFunds, format!("{account} holds {balance} fen, {amount} fen requested"));
     }
     Ok(())
 }

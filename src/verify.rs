@@ -106,10 +106,7 @@ impl Verifier {
     pub fn push_unreadable(&mut self, reason: String) {
         self.flush_chunk();
         if self.failure.is_none() {
-            self.failure = Some(Failure {
-                seq: self.expected_seq(),
-                reason,
-            });
+            self.failure = Some(Failure { seq: self.expected_seq(), reason });
         }
     }
 
@@ -165,27 +162,16 @@ impl Verifier {
                         accepted.payload_digest,
                         accepted.refunded_account.as_deref(),
                     );
-                    self.index
-                        .events
-                        .insert(accepted.payload.id.0.clone(), indexed);
+                    self.index.events.insert(accepted.payload.id.0.clone(), indexed);
                 }
                 Ok(Verdict::Repeat(original)) => {
-                    self.failure = Some(Failure {
-                        seq,
-                        reason: format!("repeats the event at seq {original}"),
-                    });
+                    self.failure = Some(Failure { seq, reason: format!("repeats the event at seq {original}") });
                 }
                 Err(AppendError::Rejected(rejection)) => {
-                    self.failure = Some(Failure {
-                        seq,
-                        reason: format!("{}: {}", rejection.code, rejection.message),
-                    });
+                    self.failure = Some(Failure { seq, reason: format!("{}: {}", rejection.code, rejection.message) });
                 }
                 Err(AppendError::Storage(error)) => {
-                    self.failure = Some(Failure {
-                        seq,
-                        reason: error.to_string(),
-                    });
+                    self.failure = Some(Failure { seq, reason: error.to_string() });
                 }
             }
             if self.failure.is_some() {
@@ -196,10 +182,8 @@ impl Verifier {
             self.leaves.push(record.hash);
         }
         if !self.state.conserves_money() {
-            self.failure = Some(Failure {
-                seq: self.state.size.saturating_sub(1),
-                reason: "money is not conserved".into(),
-            });
+            self.failure =
+                Some(Failure { seq: self.state.size.saturating_sub(1), reason: "money is not conserved".into() });
         }
     }
 

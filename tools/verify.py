@@ -330,6 +330,7 @@ class Envelope:
 
     @property
     def pae(self) -> bytes:
+        """The bytes every signature covers (SPEC 2)."""
         return pae(self.payload_type, self.payload)
 
 
@@ -494,6 +495,7 @@ def consistency_path(m: int, leaves: list[bytes]) -> list[bytes]:
     """RFC 9162 section 2.1.4.1 PROOF(m, D[n]) = SUBPROOF(m, D[n], true)."""
 
     def subproof(m: int, d: list[bytes], complete: bool) -> list[bytes]:
+        """RFC 9162 section 2.1.4.1 SUBPROOF(m, D[n], b)."""
         n = len(d)
         if m == n:
             return [] if complete else [mth(d)]
@@ -1333,7 +1335,9 @@ def build_parser() -> argparse.ArgumentParser:
             "Exit status: 0 valid (prints 'ok: N records, root HEX'); 1 invalid "
             "(prints 'invalid: first bad seq: N: CODE: REASON' when a record is to "
             "blame -- for a checkpoint longer than the export N is the export length -- "
-            "or 'invalid: checkpoint...' when only the checkpoint is wrong); "
+            "'invalid: checkpoint...: REASON' when only the checkpoint is wrong (bad "
+            "signature, other origin, other root), 'invalid: vectors: REASON' when a "
+            "--check-* file disagrees); "
             "2 usage error or unreadable file."
         ),
     )
