@@ -164,14 +164,14 @@ pub fn run() -> i32 {
         Command::Export { data, out } => export(&data, out.as_deref()),
         Command::Verify { file, data, json } => verify(file.as_deref(), data.as_deref(), json),
         Command::Balance { data, json } => balance(&data, json),
-        Command::Flags { data, json, rule, office, policy } => open_existing(&data)
-            .and_then(|l| crate::report::flags(&l, json, rule.as_deref(), office.as_deref(), policy.as_deref())),
+        Command::Flags { data, json, rule, office, policy } => open_existing(&data).and_then(|l| {
+            crate::report::flags(&l, json, rule.as_deref(), office.as_deref(), policy_path(&data, policy).as_deref())
+        }),
         Command::Account { data, account, json } => {
             open_existing(&data).and_then(|l| crate::report::account(&l, &account, json))
         }
-        Command::Household { data, id, json, policy } => {
-            open_existing(&data).and_then(|l| crate::report::household(&l, &id, json, policy.as_deref()))
-        }
+        Command::Household { data, id, json, policy } => open_existing(&data)
+            .and_then(|l| crate::report::household(&l, &id, json, policy_path(&data, policy).as_deref())),
         Command::Summary { data, office, json } => {
             open_existing(&data).and_then(|l| crate::report::summary(&l, office.as_deref(), json))
         }
@@ -271,6 +271,11 @@ fn init(data: &Path, ledger_id: &str, name: &str, root_key: &Path, log_key: &Pat
         }
         _ => Err("genesis was not appended".into()),
     }
+}
+
+/// The policy file: the one given, else `policy.toml` in the data directory.
+fn policy_path(data: &Path, given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| Some(data.join("policy.toml")).filter(|p| p.exists()))
 }
 
 fn open_ledger(data: &Path) -> Result<Ledger, String> {
