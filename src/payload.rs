@@ -310,6 +310,8 @@ pub struct OfficeRegister {
     pub office_id: Id,
     pub name: Text,
     pub level: Level,
+    /// Required, may be null (a top-level office).
+    #[serde(deserialize_with = "Option::deserialize")]
     pub parent: Option<Id>,
     pub region_code: RegionCode,
     #[serde(default)]
@@ -430,6 +432,8 @@ pub struct ProjectRegister {
 #[serde(deny_unknown_fields)]
 pub struct Expenditure {
     pub program: Id,
+    /// Required, may be null (spending outside any project: flagged).
+    #[serde(deserialize_with = "Option::deserialize")]
     pub project_id: Option<Id>,
     pub payee_id: Id,
     pub payee_name: Text,
