@@ -319,29 +319,23 @@ fn import(data: &Path, keep_going: bool, file: &Path) -> CommandResult {
     let mut line_number = 0u64;
     let mut stopped = false;
     loop {
+        // A group ends at the first unreadable line, so every line of the
+        // group comes before it.
         let (group, numbers, early) = read_group(&mut reader, &mut line_number)?;
-        let mut rejected_early = Vec::new();
-        for (number, rejection) in early {
-            rejected_early.push(number);
-            report_rejection(number, &rejection);
-        }
-        progress.rejected += rejected_early.len() as u64;
-        if !rejected_early.is_empty() && !keep_going {
-            // An unreadable line stops the import; keep only the lines before it.
-            let first_bad = rejected_early[0];
-            let before: Vec<&[u8]> =
-                group.iter().zip(&numbers).filter(|(_, n)| **n < first_bad).map(|(g, _)| g.as_slice()).collect();
-            let outcomes = ledger.append_group(&before, on_rejection).map_err(|e| e.to_string())?;
-            stopped = true;
-            count_outcomes(&outcomes, &numbers, &mut progress);
+        if group.is_empty() && early.is_empty() {
             break;
-        }
-        if group.is_empty() {
-            break; // read_group returns an empty group only at the end of input
         }
         let slices: Vec<&[u8]> = group.iter().map(Vec::as_slice).collect();
         let outcomes = ledger.append_group(&slices, on_rejection).map_err(|e| e.to_string())?;
         if count_outcomes(&outcomes, &numbers, &mut progress) && !keep_going {
+            stopped = true;
+            break;
+        }
+        for (number, rejection) in &early {
+            report_rejection(*number, rejection);
+            progress.rejected += 1;
+        }
+        if !early.is_empty() && !keep_going {
             stopped = true;
             break;
         }

@@ -236,7 +236,14 @@ impl Ledger {
                 return self.abandon(error);
             }
         }
-        Ok(outcomes.into_iter().flatten().collect())
+        let mut outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+        if on_rejection == OnRejection::Stop {
+            // Only the first rejection, in input order, is reported.
+            if let Some(first) = outcomes.iter().position(|o| matches!(o, Outcome::Rejected(_))) {
+                outcomes.truncate(first + 1);
+            }
+        }
+        Ok(outcomes)
     }
 
     fn hash_of(&self, seq: u64, group: &CommitGroup) -> Result<[u8; 32], StorageError> {

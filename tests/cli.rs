@@ -1,0 +1,124 @@
+//! The command-line contract through the real binary: quickstart, import exit
+//! codes, idempotency, export/verify round trip.
+
+mod support;
+
+use serde_json::json;
+use support::*;
+
+#[test]
+fn import_twice_adds_nothing() {
+    // Goal: importing the same file again succeeds (exit 0) and the ledger is unchanged.
+    let dir = tempfile::tempdir().unwrap();
+    let data = vector_ledger(dir.path());
+    let before = export_bytes(&data);
+    let output =
+        run(&["import", "--data", data.to_str().unwrap(), vectors().join("envelopes.jsonl").to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(export_bytes(&data), before);
+}
+
+fn mixed_lines() -> Vec<String> {
+    let mut lines = vector_lines("envelopes.jsonl");
+    let payout = |id: &str, amount: u64| {
+        let body = json!({"household_id": "422822101201-0001", "program": "ranger", "amount_fen": amount,
+                          "period": "2019", "card_digest": "a".repeat(64)});
+        sign(&payload(id, "payout", "422822", "2018-12-22", body), &["422822/k1"])
+    };
+    lines.push(payout("p1", 1000)); // line 28: accepted
+    lines.push(payout("p2", 500_001)); // line 29: insufficient_funds
+    lines.push("garbage".to_string()); // line 30: bad_envelope
+    lines.push(payout("p3", 2000)); // line 31: accepted with --keep-going only
+    lines
+}
+
+#[test]
+fn import_stops_at_first_rejection_keeping_the_lines_before() {
+    // Goal: without --keep-going, exit 1 after the first rejected line; earlier lines are kept, later ones not.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_lines(dir.path(), "mixed.jsonl", &mixed_lines());
+    let data = dir.path().join("data");
+    let output = run(&["import", "--data", data.to_str().unwrap(), &file]);
+    assert_eq!(output.status.code(), Some(1));
+    let errors: Vec<serde_json::Value> = stderr(&output).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(errors, vec![json!({"line": 29, "error": "insufficient_funds", "message": errors[0]["message"]})]);
+    let exported = String::from_utf8(export_bytes(&data)).unwrap();
+    assert_eq!(exported.lines().count(), 28);
+}
+
+#[test]
+fn import_keep_going_reports_every_rejection() {
+    // Goal: with --keep-going every bad line is reported, good ones appended, exit 3.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_lines(dir.path(), "mixed.jsonl", &mixed_lines());
+    let data = dir.path().join("data");
+    let output = run(&["import", "--keep-going", "--data", data.to_str().unwrap(), &file]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let errors: Vec<serde_json::Value> = stderr(&output).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let codes: Vec<(u64, &str)> =
+        errors.iter().map(|e| (e["line"].as_u64().unwrap(), e["error"].as_str().unwrap())).collect();
+    assert_eq!(codes, vec![(29, "insufficient_funds"), (30, "bad_envelope")]);
+    let exported = String::from_utf8(export_bytes(&data)).unwrap();
+    assert_eq!(exported.lines().count(), 29);
+}
+
+#[test]
+fn quickstart_keygen_init_sign_import_verify() {
+    // Goal: the README's quickstart works end to end with fresh keys.
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    for (id, file) in [("root/k1", "root.key"), ("log/k1", "log.key"), ("420000/k1", "prov.key")] {
+        let output = run(&["keygen", "--key-id", id, "--out", &path(file)]);
+        assert!(output.status.success(), "{}", stderr(&output));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path("root.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "key files are private");
+    }
+    let output = run(&[
+        "init",
+        "--data",
+        &path("data"),
+        "--ledger",
+        "test-ledger",
+        "--name",
+        "测试账本",
+        "--root-key",
+        &path("root.key"),
+        "--log-key",
+        &path("log.key"),
+        "--at",
+        "2019-01-01",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let key: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path("prov.key")).unwrap()).unwrap();
+    let body = json!({"office_id": "420000", "name": "省财政厅", "level": "province", "parent": null, "region_code": "420000",
+        "keys": [{"key_id": "420000/k1", "public_key": key["public_key"], "roles": ["admin", "finance"]}]});
+    let register = json!({"v": 1, "ledger": "test-ledger", "id": "o1", "kind": "office_register", "office": "root",
+        "at": "2019-01-01", "body": body});
+    std::fs::write(path("register.json"), register.to_string()).unwrap();
+    let signed = run(&["sign", "--key", &path("root.key"), &path("register.json")]);
+    assert!(signed.status.success(), "{}", stderr(&signed));
+    std::fs::write(path("events.jsonl"), &signed.stdout).unwrap();
+    let imported = run(&["import", "--data", &path("data"), &path("events.jsonl")]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let verified = run(&["verify", "--data", &path("data")]);
+    assert!(verified.status.success(), "{}", stdout(&verified));
+    assert!(stdout(&verified).starts_with("ok: 2 records"), "{}", stdout(&verified));
+    let export = run(&["export", "--data", &path("data"), "--out", &path("export.jsonl")]);
+    assert!(export.status.success());
+    let verified = run(&["verify", &path("export.jsonl")]);
+    assert!(verified.status.success(), "{}", stdout(&verified));
+}
+
+#[test]
+fn every_command_has_help() {
+    // Goal: `--help` works on every command.
+    for command in ["keygen", "sign", "init", "import", "export", "verify", "balance"] {
+        let output = run(&[command, "--help"]);
+        assert!(output.status.success(), "{command} --help");
+        assert!(stdout(&output).contains("Usage"), "{command}");
+    }
+}
