@@ -209,7 +209,9 @@ impl Ledger {
                 }
             }
         }
-        let prepared = validate::prepare_batch(&self.state, parsed);
+        let no_pending = HashMap::new();
+        let index = GroupIndex { store: self.store.as_ref(), pending: &no_pending };
+        let prepared = validate::prepare_batch(&self.state, &index, parsed);
         let mut group = CommitGroup::default();
         let mut pending: HashMap<String, IndexedEvent> = HashMap::new();
         let stop_at = outcomes.iter().position(Option::is_some).filter(|_| on_rejection == OnRejection::Stop);

@@ -82,7 +82,9 @@ pub struct Prepared {
 /// Keys registered by earlier events of the same batch are taken into account
 /// speculatively; `validate` re-checks any signature whose key turns out to
 /// differ, so the verdicts are exactly those of strict one-by-one checking.
-pub fn prepare_batch(state: &State, envelopes: Vec<Envelope>) -> Vec<Prepared> {
+/// Envelopes whose payload was already accepted byte for byte (idempotent
+/// repeats) skip the signature work: `validate` answers them before it.
+pub fn prepare_batch(state: &State, index: &dyn EventIndex, envelopes: Vec<Envelope>) -> Vec<Prepared> {
     let mut batch_keys: std::collections::HashMap<String, [u8; 32]> = std::collections::HashMap::new();
     let mut prepared: Vec<Prepared> = Vec::with_capacity(envelopes.len());
     for envelope in envelopes {
@@ -97,6 +99,9 @@ pub fn prepare_batch(state: &State, envelopes: Vec<Envelope>) -> Vec<Prepared> {
     let messages: Vec<Vec<u8>> = prepared.iter().map(|p| p.envelope.pae()).collect();
     let mut keys: Vec<(usize, usize, VerifyingKey)> = Vec::new();
     for (i, item) in prepared.iter().enumerate() {
+        if is_repeat(index, item) {
+            continue;
+        }
         for (j, signature) in item.envelope.signatures.iter().enumerate() {
             let public_key = state
                 .keys
@@ -126,6 +131,11 @@ pub fn prepare_batch(state: &State, envelopes: Vec<Envelope>) -> Vec<Prepared> {
         slots[j] = Some((key.to_bytes(), ok));
     }
     prepared
+}
+
+fn is_repeat(index: &dyn EventIndex, item: &Prepared) -> bool {
+    let Ok(payload) = &item.parsed else { return false };
+    matches!(index.event(payload.id.as_str()), Ok(Some(event)) if event.payload_digest == sha256(&item.envelope.payload))
 }
 
 /// Keys an event brings into the registry (key id, public key).

@@ -151,7 +151,7 @@ impl Verifier {
             return;
         }
         let envelopes = records.iter().map(|r| r.envelope.clone()).collect();
-        let prepared = validate::prepare_batch(&self.state, envelopes);
+        let prepared = validate::prepare_batch(&self.state, &self.index, envelopes);
         for (record, prepared) in records.iter().zip(prepared) {
             let seq = record.seq;
             match validate::validate(&self.state, &self.index, prepared) {
