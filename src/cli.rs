@@ -293,6 +293,7 @@ fn open_existing(data: &Path) -> Result<Ledger, String> {
 struct Progress {
     enabled: bool,
     accepted: u64,
+    repeated: u64,
     rejected: u64,
 }
 
@@ -315,7 +316,7 @@ fn import(data: &Path, keep_going: bool, file: &Path) -> CommandResult {
     let mut reader = BufReader::with_capacity(1 << 20, input);
     let mut ledger = open_ledger(data)?;
     let on_rejection = if keep_going { OnRejection::KeepGoing } else { OnRejection::Stop };
-    let mut progress = Progress { enabled: std::io::stderr().is_terminal(), accepted: 0, rejected: 0 };
+    let mut progress = Progress { enabled: std::io::stderr().is_terminal(), accepted: 0, repeated: 0, rejected: 0 };
     let mut line_number = 0u64;
     let mut stopped = false;
     loop {
@@ -343,6 +344,14 @@ fn import(data: &Path, keep_going: bool, file: &Path) -> CommandResult {
     }
     progress.done();
     ledger.save_snapshot().map_err(|e| e.to_string())?;
+    println!(
+        "{}: {} appended, {} already present, {} rejected; the ledger holds {} events",
+        file.display(),
+        progress.accepted,
+        progress.repeated,
+        progress.rejected,
+        ledger.head().size
+    );
     if stopped {
         return Ok(EXIT_REJECTED);
     }
@@ -359,7 +368,8 @@ fn count_outcomes(outcomes: &[Outcome], numbers: &[u64], progress: &mut Progress
                 progress.rejected += 1;
                 any = true;
             }
-            _ => progress.accepted += 1,
+            Outcome::Repeated { .. } => progress.repeated += 1,
+            Outcome::Appended { .. } => progress.accepted += 1,
         }
     }
     any
