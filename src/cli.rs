@@ -87,6 +87,30 @@ enum Command {
         data: Option<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// A signed checkpoint (C2SP note) the chain must contain.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Key ids (auditor role) that must have cosigned the checkpoint.
+        #[arg(long = "require-cosigner", requires = "checkpoint")]
+        require_cosigner: Vec<String>,
+    },
+    /// Sign and store a checkpoint (检查点) of the current tree with the log key.
+    Checkpoint {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        log_key: PathBuf,
+    },
+    /// Add a witness signature line (见证签名) to a checkpoint; prints the note.
+    Cosign {
+        #[arg(long)]
+        key: PathBuf,
+        checkpoint_file: PathBuf,
+    },
+    /// Merkle proofs (RFC 9162), hex, in the shape of vectors/merkle.json.
+    Prove {
+        #[command(subcommand)]
+        proof: ProveCommand,
     },
     /// Fund account balances (资金余额) and the money totals.
     Balance {
@@ -144,6 +168,32 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum ProveCommand {
+    /// Inclusion proof of record SEQ in the tree of SIZE records (default: all).
+    Inclusion {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        seq: u64,
+        #[arg(long)]
+        size: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Consistency proof from the tree of FROM records to TO (default: all).
+    Consistency {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        from: u64,
+        #[arg(long)]
+        to: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Parses arguments and runs the command; returns the exit code.
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
@@ -162,7 +212,12 @@ pub fn run() -> i32 {
         }
         Command::Import { data, keep_going, file } => import(&data, keep_going, &file),
         Command::Export { data, out } => export(&data, out.as_deref()),
-        Command::Verify { file, data, json } => verify(file.as_deref(), data.as_deref(), json),
+        Command::Verify { file, data, json, checkpoint, require_cosigner } => {
+            verify(file.as_deref(), data.as_deref(), json, checkpoint.as_deref(), &require_cosigner)
+        }
+        Command::Checkpoint { data, log_key } => issue_checkpoint(&data, &log_key),
+        Command::Cosign { key, checkpoint_file } => cosign(&key, &checkpoint_file),
+        Command::Prove { proof } => prove(proof),
         Command::Balance { data, json } => balance(&data, json),
         Command::Flags { data, json, rule, office, policy } => open_existing(&data).and_then(|l| {
             crate::report::flags(&l, json, rule.as_deref(), office.as_deref(), policy_path(&data, policy).as_deref())
@@ -479,27 +534,123 @@ fn verify_store(data: &Path, verifier: &mut Verifier) -> Result<(), String> {
     Ok(())
 }
 
-fn verify(file: Option<&Path>, data: Option<&Path>, json: bool) -> CommandResult {
+fn verify(
+    file: Option<&Path>,
+    data: Option<&Path>,
+    json: bool,
+    checkpoint: Option<&Path>,
+    cosigners: &[String],
+) -> CommandResult {
+    let note = match checkpoint {
+        Some(path) => Some(std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?),
+        None => None,
+    };
     let mut verifier = Verifier::new();
+    if let Some(text) = &note {
+        let size = crate::checkpoint::Note::parse(text)
+            .ok()
+            .and_then(|n| crate::checkpoint::parse_checkpoint(&n.body).ok())
+            .map(|c| c.size)
+            .ok_or("the checkpoint file is not a signed checkpoint note")?;
+        verifier.capture_root_at(size);
+    }
     match (file, data) {
         (Some(path), None) => verify_file(path, &mut verifier)?,
         (None, Some(path)) => verify_store(path, &mut verifier)?,
         _ => return Err("give an export FILE or --data DIR".into()),
     }
-    let (report, _) = verifier.finish();
+    let (mut report, state) = verifier.finish();
+    let mut signers = Vec::new();
+    if let (Some(text), None) = (&note, &report.failure) {
+        match crate::verify::check_checkpoint(&report, &state, text, cosigners) {
+            Ok(signed_by) => signers = signed_by,
+            Err(failure) => report.failure = Some(failure),
+        }
+    }
     if json {
-        println!("{}", report.to_json());
+        let mut value = report.to_json();
+        if note.is_some() {
+            value["checkpoint_signed_by"] = signers.clone().into();
+        }
+        println!("{value}");
     } else if let Some(failure) = &report.failure {
         println!("invalid: first bad seq: {}: {}", failure.seq, failure.reason);
     } else {
         println!(
-            "ok: {} records, ledger {}, head {}",
+            "ok: {} records, ledger {}, root {}{}",
             report.records,
             report.ledger_id.as_deref().unwrap_or("(empty)"),
-            crate::encoding::hex(&report.last_hash)
+            crate::encoding::hex(&report.root),
+            if note.is_some() { format!("; checkpoint signed by {}", signers.join(", ")) } else { String::new() }
         );
     }
     Ok(if report.valid() { EXIT_OK } else { EXIT_REJECTED })
+}
+
+fn issue_checkpoint(data: &Path, log_key: &Path) -> CommandResult {
+    let key = crate::keys::read(log_key)?;
+    let mut ledger = open_existing(data)?;
+    let note = ledger.issue_checkpoint(&key.key_id, key.signing_key()?)?;
+    print!("{note}");
+    Ok(EXIT_OK)
+}
+
+fn cosign(key_path: &Path, checkpoint_file: &Path) -> CommandResult {
+    let key = crate::keys::read(key_path)?;
+    let text = std::fs::read_to_string(checkpoint_file)
+        .map_err(|e| format!("cannot read {}: {e}", checkpoint_file.display()))?;
+    let note = crate::checkpoint::Note::parse(&text).map_err(|e| format!("{}: {e}", checkpoint_file.display()))?;
+    let cosigned = crate::checkpoint::cosign(&note, &key.key_id, key.signing_key()?).map_err(|e| e.to_string())?;
+    print!("{}", cosigned.to_text());
+    Ok(EXIT_OK)
+}
+
+fn hex_list(hashes: &[[u8; 32]]) -> Vec<String> {
+    hashes.iter().map(|h| crate::encoding::hex(h)).collect()
+}
+
+fn prove(proof: ProveCommand) -> CommandResult {
+    match proof {
+        ProveCommand::Inclusion { data, seq, size, json } => {
+            let ledger = open_existing(&data)?;
+            let size = size.unwrap_or(ledger.head().size);
+            let path = ledger.inclusion_proof(seq, size).map_err(|e| e.to_string())?;
+            let root = ledger.root_at(size).map_err(|e| e.to_string())?;
+            let leaf = ledger.store().record(seq).map_err(|e| e.to_string())?.map(|r| r.hash).unwrap_or_default();
+            let value = serde_json::json!({"index": seq, "size": size, "proof": hex_list(&path),
+                "leaf": crate::encoding::hex(&leaf), "root": crate::encoding::hex(&root)});
+            print_proof(&value, json);
+        }
+        ProveCommand::Consistency { data, from, to, json } => {
+            let ledger = open_existing(&data)?;
+            let to = to.unwrap_or(ledger.head().size);
+            let path = ledger.consistency_proof(from, to).map_err(|e| e.to_string())?;
+            let from_root = ledger.root_at(from).map_err(|e| e.to_string())?;
+            let to_root = ledger.root_at(to).map_err(|e| e.to_string())?;
+            let value = serde_json::json!({"from": from, "to": to, "proof": hex_list(&path),
+                "from_root": crate::encoding::hex(&from_root), "to_root": crate::encoding::hex(&to_root)});
+            print_proof(&value, json);
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn print_proof(value: &serde_json::Value, json: bool) {
+    if json {
+        println!("{value}");
+        return;
+    }
+    for (name, field) in value.as_object().into_iter().flatten() {
+        match field.as_array() {
+            Some(items) => {
+                println!("{name}:");
+                for item in items {
+                    println!("  {}", item.as_str().unwrap_or_default());
+                }
+            }
+            None => println!("{name}: {}", field.as_str().map_or_else(|| field.to_string(), str::to_string)),
+        }
+    }
 }
 
 /// Yuan with two decimals from fen (for people).

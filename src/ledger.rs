@@ -10,6 +10,7 @@ use crate::chain::{record_hash, GENESIS_PREV};
 use crate::date::TimestampMs;
 use crate::envelope::Envelope;
 use crate::error::Rejection;
+use crate::merkle::{Frontier, NodeSource};
 use crate::payload::parse_payload;
 use crate::projection::Projections;
 use crate::state::{IndexedEvent, State};
@@ -69,8 +70,38 @@ pub struct Ledger {
     state: State,
     projections: Projections,
     head: Head,
+    /// The Merkle tree's right edge; its nodes are stored with the records.
+    frontier: Frontier,
     snapshot_size: u64,
     clock: Clock,
+}
+
+/// Merkle nodes as the store holds them (committed state only).
+pub struct StoreNodes<'a>(pub &'a dyn Store);
+
+impl NodeSource for StoreNodes<'_> {
+    type Error = StorageError;
+
+    fn node(&self, level: u32, index: u64) -> Result<crate::merkle::Hash, StorageError> {
+        self.0.merkle_node(level, index)?.ok_or_else(|| StorageError(format!("Merkle node {level}/{index} is missing")))
+    }
+}
+
+/// Why a proof or root could not be given.
+#[derive(Debug)]
+pub enum ProofRequestError {
+    /// The sizes or index do not describe a tree this ledger has had.
+    OutOfRange(String),
+    Storage(StorageError),
+}
+
+impl std::fmt::Display for ProofRequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProofRequestError::OutOfRange(message) => f.write_str(message),
+            ProofRequestError::Storage(error) => error.fmt(f),
+        }
+    }
 }
 
 /// The event index seen by validation inside a group: this group's events
@@ -113,10 +144,12 @@ impl Ledger {
             store,
             state: snapshot.state,
             projections: snapshot.projections,
+            frontier: Frontier::new(),
             head,
             snapshot_size,
             clock: Box::new(system_clock),
         };
+        ledger.frontier = Frontier::from_source(ledger.head.size, &StoreNodes(ledger.store.as_ref()))?;
         ledger.replay_tail()?;
         Ok(ledger)
     }
@@ -272,6 +305,8 @@ impl Ledger {
         self.projections.apply(seq, &accepted.payload, &self.state);
         pending.insert(accepted.payload.id.0.clone(), indexed.clone());
         group.events.push((accepted.payload.id.0, indexed));
+        let nodes = self.frontier.push(hash).expect("a tree of 2^64 leaves is out of reach");
+        group.merkle_nodes.extend(nodes.into_iter().map(|node| (node.level, node.index, node.hash)));
         group.records.push(StoredRecord { seq, recorded_at_ms, hash, envelope_bytes: bytes.to_vec() });
         self.head = Head { size: seq + 1, last_hash: hash, last_recorded_at_ms: recorded_at_ms };
         Outcome::Appended { seq, hash }
@@ -307,9 +342,78 @@ impl Ledger {
         let snapshot = load_snapshot(self.store.as_ref())?;
         self.state = snapshot.state;
         self.projections = snapshot.projections;
+        self.frontier = Frontier::from_source(self.head.size, &StoreNodes(self.store.as_ref()))?;
         self.snapshot_size = self.state.size;
         self.replay_tail()?;
         Err(error)
+    }
+
+    /// The Merkle root of the first `size` records (RFC 6962 MTH).
+    pub fn root_at(&self, size: u64) -> Result<crate::merkle::Hash, ProofRequestError> {
+        if size > self.head.size {
+            return Err(ProofRequestError::OutOfRange(format!(
+                "the ledger holds {} records, not {size}",
+                self.head.size
+            )));
+        }
+        if size == self.head.size {
+            return Ok(self.frontier.root());
+        }
+        crate::merkle::root(size, &StoreNodes(self.store.as_ref())).map_err(ProofRequestError::Storage)
+    }
+
+    /// RFC 9162 §2.1.3 inclusion proof of record `index` in the tree of `size`.
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<crate::merkle::Hash>, ProofRequestError> {
+        if size > self.head.size {
+            return Err(ProofRequestError::OutOfRange(format!(
+                "the ledger holds {} records, not {size}",
+                self.head.size
+            )));
+        }
+        crate::merkle::inclusion_proof(index, size, &StoreNodes(self.store.as_ref())).map_err(|e| match e {
+            crate::merkle::InclusionProofError::Source(error) => ProofRequestError::Storage(error),
+            other => ProofRequestError::OutOfRange(other.to_string()),
+        })
+    }
+
+    /// RFC 9162 §2.1.4 consistency proof between the trees of `from` and `to`.
+    pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<crate::merkle::Hash>, ProofRequestError> {
+        if to > self.head.size {
+            return Err(ProofRequestError::OutOfRange(format!(
+                "the ledger holds {} records, not {to}",
+                self.head.size
+            )));
+        }
+        crate::merkle::consistency_proof(from, to, &StoreNodes(self.store.as_ref())).map_err(|e| match e {
+            crate::merkle::ConsistencyProofError::Source(error) => ProofRequestError::Storage(error),
+            other => ProofRequestError::OutOfRange(other.to_string()),
+        })
+    }
+
+    /// Signs and stores a checkpoint of the current tree with the ledger's
+    /// log key (the one named in genesis); returns the note text.
+    pub fn issue_checkpoint(
+        &mut self,
+        key_id: &str,
+        signing_key: &ed25519_dalek::SigningKey,
+    ) -> Result<String, String> {
+        let (log_key_id, log_public_key) = self.state.log_key.clone().ok_or("the ledger has no genesis yet")?;
+        if key_id != log_key_id || signing_key.verifying_key().to_bytes() != log_public_key {
+            return Err(format!("the key {key_id} is not this ledger's log key {log_key_id}"));
+        }
+        let ledger_id = self.state.ledger_id.clone().unwrap_or_default();
+        let checkpoint = crate::checkpoint::Checkpoint::new(&ledger_id, self.head.size, self.frontier.root());
+        let note = crate::checkpoint::sign_checkpoint(&checkpoint, key_id, signing_key).map_err(|e| e.to_string())?;
+        let text = note.to_text();
+        let group =
+            CommitGroup { checkpoint: Some((self.head.size, text.clone().into_bytes())), ..CommitGroup::default() };
+        self.store.commit(group).map_err(|e| e.to_string())?;
+        Ok(text)
+    }
+
+    /// The latest checkpoint note issued, if any.
+    pub fn latest_checkpoint(&self) -> Result<Option<String>, StorageError> {
+        Ok(self.store.latest_checkpoint()?.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
 
     /// Writes a snapshot of the state now (a clean close), so the next open

@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the code map and invariants.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod cli;
 pub mod crypto;
 pub mod date;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod keys;
 pub mod ledger;
 pub mod lines;
+pub mod merkle;
 pub mod payload;
 pub mod projection;
 pub mod report;

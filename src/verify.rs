@@ -8,6 +8,7 @@
 
 use crate::chain::{record_hash, ExportRecord, GENESIS_PREV};
 use crate::encoding::{hex, Hash};
+use crate::merkle::Frontier;
 use crate::state::{IndexedEvent, State};
 use crate::validate::{self, AppendError, EventIndex, StorageError, Verdict};
 use std::collections::HashMap;
@@ -21,7 +22,10 @@ pub struct Report {
     pub records: u64,
     pub ledger_id: Option<String>,
     pub last_hash: Hash,
-    pub leaves: Vec<Hash>,
+    /// Merkle root of all records verified.
+    pub root: Hash,
+    /// Merkle root at the size asked for with `capture_root_at`, if reached.
+    pub captured_root: Option<(u64, Hash)>,
     pub failure: Option<Failure>,
 }
 
@@ -42,6 +46,7 @@ impl Report {
             "records": self.records,
             "ledger": self.ledger_id,
             "last_hash": hex(&self.last_hash),
+            "root": hex(&self.root),
         });
         if let Some(failure) = &self.failure {
             value["first_bad_seq"] = failure.seq.into();
@@ -70,8 +75,10 @@ pub struct Verifier {
     last_recorded_at_ms: i64,
     chunk: Vec<ExportRecord>,
     failure: Option<Failure>,
-    /// Entry hashes, kept for Merkle checks against checkpoints.
-    leaves: Vec<Hash>,
+    /// The Merkle tree's right edge: O(log n) hashes, whatever the length.
+    frontier: Frontier,
+    capture_at: Option<u64>,
+    captured_root: Option<(u64, Hash)>,
 }
 
 impl Default for Verifier {
@@ -89,7 +96,17 @@ impl Verifier {
             last_recorded_at_ms: i64::MIN,
             chunk: Vec::new(),
             failure: None,
-            leaves: Vec::new(),
+            frontier: Frontier::new(),
+            capture_at: None,
+            captured_root: None,
+        }
+    }
+
+    /// Remember the Merkle root when the chain reaches `size` records.
+    pub fn capture_root_at(&mut self, size: u64) {
+        self.capture_at = Some(size);
+        if size == 0 {
+            self.captured_root = Some((0, crate::merkle::empty_root()));
         }
     }
 
@@ -179,7 +196,10 @@ impl Verifier {
             }
             self.last_hash = record.hash;
             self.last_recorded_at_ms = record.recorded_at_ms;
-            self.leaves.push(record.hash);
+            self.frontier.push(record.hash).expect("a tree of 2^64 leaves is out of reach");
+            if self.capture_at == Some(self.frontier.size()) {
+                self.captured_root = Some((self.frontier.size(), self.frontier.root()));
+            }
         }
         if !self.state.conserves_money() {
             self.failure =
@@ -193,9 +213,70 @@ impl Verifier {
             records: self.state.size,
             ledger_id: self.state.ledger_id.clone(),
             last_hash: self.last_hash,
-            leaves: self.leaves,
+            root: self.frontier.root(),
+            captured_root: self.captured_root,
             failure: self.failure,
         };
         (report, self.state)
     }
+}
+
+/// Checks a verified chain against a signed checkpoint: the log key's
+/// signature (key from genesis), the ledger id, the size (a shorter chain is
+/// a truncation) and the root at that size (a different root is a rewritten
+/// history). Cosignatures count only from keys registered with the auditor
+/// role; `required_cosigners` must all have signed validly.
+/// Run `capture_root_at(checkpoint.size)` before feeding records.
+pub fn check_checkpoint(
+    report: &Report,
+    state: &State,
+    note_text: &str,
+    required_cosigners: &[String],
+) -> Result<Vec<String>, Failure> {
+    let at_end = |reason: String| Failure { seq: report.records, reason };
+    let note = crate::checkpoint::Note::parse(note_text).map_err(|e| at_end(format!("checkpoint: {e}")))?;
+    let (log_key_id, log_public_key) =
+        state.log_key.clone().ok_or_else(|| at_end("checkpoint: the chain has no genesis".into()))?;
+    let mut known: Vec<(String, ed25519_dalek::VerifyingKey)> = Vec::new();
+    if let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&log_public_key) {
+        known.push((log_key_id.clone(), key));
+    }
+    for (key_id, key) in &state.keys {
+        if key.has_role(crate::payload::Role::Auditor) && key.revoked_at_seq.is_none() {
+            if let Ok(verifying) = ed25519_dalek::VerifyingKey::from_bytes(&key.public_key) {
+                known.push((key_id.clone(), verifying));
+            }
+        }
+    }
+    known.sort_by(|a, b| a.0.cmp(&b.0));
+    let verified = crate::checkpoint::verify(&note, &log_key_id, &known)
+        .map_err(|e| at_end(format!("checkpoint signature: {e}")))?;
+    let checkpoint = verified.checkpoint;
+    if checkpoint.ledger_id() != state.ledger_id.as_deref() {
+        return Err(at_end(format!("checkpoint is for {:?}, the chain is {:?}", checkpoint.origin, state.ledger_id)));
+    }
+    if report.records < checkpoint.size {
+        return Err(at_end(format!(
+            "the chain has {} records but the checkpoint covers {} (truncated)",
+            report.records, checkpoint.size
+        )));
+    }
+    match report.captured_root {
+        Some((size, root)) if size == checkpoint.size && root == checkpoint.root => {}
+        _ => {
+            return Err(Failure {
+                seq: checkpoint.size.saturating_sub(1),
+                reason: format!(
+                    "the Merkle root at size {} differs from the checkpoint's (history rewritten)",
+                    checkpoint.size
+                ),
+            })
+        }
+    }
+    for cosigner in required_cosigners {
+        if !verified.signed_by.iter().any(|s| s == cosigner) {
+            return Err(at_end(format!("checkpoint lacks a valid signature by the required cosigner {cosigner}")));
+        }
+    }
+    Ok(verified.signed_by)
 }

@@ -22,7 +22,8 @@ fn big_input() -> Vec<String> {
             let body = json!({"program": "ranger", "amount_fen": 1000 + n, "budget_ref": format!("b{n}"), "fiscal_year": 2019});
             sign(&payload(&format!("c{n}"), "appropriate", "420000", "2019-01-02", body), &["420000/k1"])
         } else {
-            let body = json!({"to_office": "422800", "program": "ranger", "amount_fen": 500, "doc_ref": format!("d{n}")});
+            let body =
+                json!({"to_office": "422800", "program": "ranger", "amount_fen": 500, "doc_ref": format!("d{n}")});
             sign(&payload(&format!("t{n}"), "transfer", "420000", "2019-01-03", body), &["420000/k1"])
         };
         lines.push(line);
@@ -37,7 +38,13 @@ fn check_prefix(data: &std::path::Path, lines: &[String]) -> usize {
     assert!(size <= lines.len());
     for record in ledger.store().records_from(0) {
         let record = record.expect("records read back");
-        assert_eq!(record.envelope_bytes, lines[record.seq as usize].as_bytes(), "record {} is not input line {}", record.seq, record.seq + 1);
+        assert_eq!(
+            record.envelope_bytes,
+            lines[record.seq as usize].as_bytes(),
+            "record {} is not input line {}",
+            record.seq,
+            record.seq + 1
+        );
     }
     assert!(ledger.state().conserves_money());
     let expected_transfers = (size.saturating_sub(9) / 2) as u64;

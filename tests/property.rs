@@ -74,12 +74,20 @@ fn random_event(rng: &mut Rng, model: &Model, n: u64) -> (String, Result<(), &'s
         3 if office == "422822" => {
             let body = json!({"household_id": "422822101201-0001", "program": program, "amount_fen": amount,
                               "period": "2019-01", "card_digest": "a".repeat(64)});
-            (sign(&payload(&id, "payout", office, at, body), &[key]), funded(amount), vec![(account, -(amount as i128))])
+            (
+                sign(&payload(&id, "payout", office, at, body), &[key]),
+                funded(amount),
+                vec![(account, -(amount as i128))],
+            )
         }
         3 | 4 => {
             let body = json!({"program": program, "project_id": null, "payee_id": "P1", "payee_name": "某合作社",
                               "category": "goods", "amount_fen": amount, "doc_ref": "d"});
-            (sign(&payload(&id, "expenditure", office, at, body), &[key]), funded(amount), vec![(account, -(amount as i128))])
+            (
+                sign(&payload(&id, "expenditure", office, at, body), &[key]),
+                funded(amount),
+                vec![(account, -(amount as i128))],
+            )
         }
         5 if !model.movable.is_empty() => {
             let (ref_id, ref_office, ref_account, moved, refunded) = rng.pick(&model.movable).clone();
@@ -87,7 +95,11 @@ fn random_event(rng: &mut Rng, model: &Model, n: u64) -> (String, Result<(), &'s
             let amount = 1 + rng.below(moved);
             let body = json!({"ref_event": ref_id, "amount_fen": amount, "reason": "退回"});
             let expected = if refunded + amount <= moved { Ok(()) } else { Err("invalid_amount") };
-            (sign(&payload(&id, "refund", &ref_office, at, body), &[key]), expected, vec![(ref_account, amount as i128)])
+            (
+                sign(&payload(&id, "refund", &ref_office, at, body), &[key]),
+                expected,
+                vec![(ref_account, amount as i128)],
+            )
         }
         6 => {
             let other = if program == "ranger" { "industry" } else { "ranger" };
