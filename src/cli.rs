@@ -425,6 +425,7 @@ fn count_outcomes(outcomes: &[Outcome], numbers: &[u64], progress: &mut Progress
             }
             Outcome::Repeated { .. } => progress.repeated += 1,
             Outcome::Appended { .. } => progress.accepted += 1,
+            Outcome::Skipped => {}
         }
     }
     any

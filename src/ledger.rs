@@ -41,15 +41,170 @@ pub enum Outcome {
         hash: [u8; 32],
     },
     Rejected(Rejection),
+    /// Not applied: another envelope of the same atomic submission was rejected.
+    Skipped,
 }
 
 /// What happens after a rejection inside a group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnRejection {
-    /// Stop: later envelopes of the group are not looked at.
+    /// Stop: later envelopes of the submission are not looked at.
     Stop,
     /// Go on with the next envelope.
     KeepGoing,
+    /// All or none: if any envelope is rejected, none is appended.
+    Atomic,
+}
+
+/// Envelopes parsed and with signatures checked, ready for the writer.
+pub struct PreparedEnvelopes {
+    count: usize,
+    raw: Vec<Vec<u8>>,
+    unreadable: Vec<(usize, Rejection)>,
+    prepared: Vec<(usize, validate::Prepared)>,
+}
+
+impl PreparedEnvelopes {
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// One commit group in progress: submissions are validated and applied in
+/// order; `commit` makes them durable in one write. Dropping it without
+/// `commit` is not allowed to happen silently: the state would be ahead of
+/// the disk, so `Drop` reloads it.
+pub struct GroupWriter<'a> {
+    ledger: &'a mut Ledger,
+    group: CommitGroup,
+    pending: HashMap<String, IndexedEvent>,
+}
+
+impl GroupWriter<'_> {
+    /// Validates and applies one submission. Outcomes are in input order.
+    pub fn submit(&mut self, prepared: PreparedEnvelopes, mode: OnRejection) -> Result<Vec<Outcome>, StorageError> {
+        if mode == OnRejection::Atomic {
+            if let Some(outcomes) = self.atomic_failure(&prepared)? {
+                return Ok(outcomes);
+            }
+        }
+        let PreparedEnvelopes { count, raw, unreadable, prepared } = prepared;
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; count];
+        for (position, rejection) in unreadable {
+            outcomes[position] = Some(Outcome::Rejected(rejection));
+        }
+        let stop_at = outcomes.iter().position(Option::is_some).filter(|_| mode == OnRejection::Stop);
+        for (position, item) in prepared {
+            if stop_at.is_some_and(|stop| position > stop) {
+                break;
+            }
+            let outcome = self.validate_and_apply(item, &raw[position])?;
+            let rejected = matches!(outcome, Outcome::Rejected(_));
+            outcomes[position] = Some(outcome);
+            if rejected && mode == OnRejection::Stop {
+                break;
+            }
+        }
+        let mut outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
+        if mode == OnRejection::Stop {
+            // Only the first rejection, in input order, is reported.
+            if let Some(first) = outcomes.iter().position(|o| matches!(o, Outcome::Rejected(_))) {
+                outcomes.truncate(first + 1);
+            }
+        }
+        Ok(outcomes)
+    }
+
+    fn validate_and_apply(&mut self, item: validate::Prepared, bytes: &[u8]) -> Result<Outcome, StorageError> {
+        let ledger = &mut *self.ledger;
+        let index = GroupIndex { store: ledger.store.as_ref(), pending: &self.pending };
+        Ok(match validate::validate(&ledger.state, &index, item) {
+            Ok(Verdict::Accept(accepted)) => ledger.accept(*accepted, bytes, &mut self.group, &mut self.pending),
+            Ok(Verdict::Repeat(seq)) => Outcome::Repeated { seq, hash: ledger.hash_of(seq, &self.group)? },
+            Err(AppendError::Rejected(rejection)) => Outcome::Rejected(rejection),
+            Err(AppendError::Storage(error)) => return Err(error),
+        })
+    }
+
+    /// Dry run of an atomic submission: validates every envelope against the
+    /// state as it would evolve, then undoes it all. Returns the outcomes to
+    /// report if any envelope is rejected (the first rejection, the others
+    /// `Skipped`), or None if the submission can be applied whole.
+    fn atomic_failure(&mut self, prepared: &PreparedEnvelopes) -> Result<Option<Vec<Outcome>>, StorageError> {
+        let mut failure: Option<(usize, Rejection)> = prepared.unreadable.first().cloned();
+        let mut undo = Vec::new();
+        let mut pending = self.pending.clone();
+        let state = &mut self.ledger.state;
+        for (position, item) in &prepared.prepared {
+            if failure.as_ref().is_some_and(|(first, _)| first < position) {
+                break;
+            }
+            let index = GroupIndex { store: self.ledger.store.as_ref(), pending: &pending };
+            match validate::validate(state, &index, item.clone()) {
+                Ok(Verdict::Accept(accepted)) => {
+                    undo.push(state.capture(&accepted.payload, accepted.refunded_account.as_deref()));
+                    let seq = state.size;
+                    let indexed = state.apply(
+                        seq,
+                        &accepted.payload,
+                        accepted.payload_digest,
+                        accepted.refunded_account.as_deref(),
+                    );
+                    pending.insert(accepted.payload.id.0.clone(), indexed);
+                }
+                Ok(Verdict::Repeat(_)) => {}
+                Err(AppendError::Rejected(rejection)) => {
+                    failure = Some((*position, rejection));
+                    break;
+                }
+                Err(AppendError::Storage(error)) => {
+                    undo.into_iter().rev().for_each(|u| state.restore(u));
+                    return Err(error);
+                }
+            }
+        }
+        undo.into_iter().rev().for_each(|u| state.restore(u));
+        Ok(failure.map(|(failed, rejection)| {
+            let mut rejection = Some(rejection);
+            (0..prepared.count)
+                .map(|i| {
+                    if i == failed {
+                        Outcome::Rejected(rejection.take().expect("one failure"))
+                    } else {
+                        Outcome::Skipped
+                    }
+                })
+                .collect()
+        }))
+    }
+
+    /// Makes the group durable. Only after this returns may its events be
+    /// acknowledged.
+    pub fn commit(mut self) -> Result<(), StorageError> {
+        let group = std::mem::take(&mut self.group);
+        self.pending.clear();
+        if group.records.is_empty() {
+            return Ok(());
+        }
+        let result = self.ledger.commit(group);
+        if let Err(error) = result {
+            return self.ledger.abandon(error);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for GroupWriter<'_> {
+    fn drop(&mut self) {
+        if !self.group.records.is_empty() {
+            // Not committed (an error path): bring the state back to the disk's.
+            let _ = self.ledger.abandon::<()>(StorageError("group abandoned".into()));
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -216,16 +371,23 @@ impl Ledger {
         self.store.as_ref()
     }
 
-    /// Validates and appends a group of envelopes (raw bytes as received),
-    /// then commits them in one durable write. Returns one outcome per
-    /// envelope looked at (with `Stop`, none after the first rejection).
-    /// On a storage error nothing of the group is acknowledged.
-    pub fn append_group(
-        &mut self,
-        envelopes: &[&[u8]],
-        on_rejection: OnRejection,
-    ) -> Result<Vec<Outcome>, StorageError> {
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; envelopes.len()];
+    /// Validates and appends envelopes (raw bytes as received), then commits
+    /// them in one durable write. Returns one outcome per envelope looked at
+    /// (with `Stop`, none after the first rejection). On a storage error
+    /// nothing of the group is acknowledged.
+    pub fn append_group(&mut self, envelopes: &[&[u8]], mode: OnRejection) -> Result<Vec<Outcome>, StorageError> {
+        let prepared = self.prepare(envelopes);
+        let mut group = self.begin_group();
+        let outcomes = group.submit(prepared, mode)?;
+        group.commit()?;
+        Ok(outcomes)
+    }
+
+    /// The expensive, read-only half of appending: parse envelopes and
+    /// payloads, and verify every signature in parallel batches. Needs only
+    /// `&self`, so a server runs it while readers keep going.
+    pub fn prepare(&self, envelopes: &[&[u8]]) -> PreparedEnvelopes {
+        let mut unreadable = Vec::new();
         let mut parsed = Vec::with_capacity(envelopes.len());
         let mut positions = Vec::with_capacity(envelopes.len());
         for (i, bytes) in envelopes.iter().enumerate() {
@@ -234,51 +396,23 @@ impl Ledger {
                     parsed.push(envelope);
                     positions.push(i);
                 }
-                Err(rejection) => {
-                    outcomes[i] = Some(Outcome::Rejected(rejection));
-                    if on_rejection == OnRejection::Stop {
-                        break;
-                    }
-                }
+                Err(rejection) => unreadable.push((i, rejection)),
             }
         }
         let no_pending = HashMap::new();
         let index = GroupIndex { store: self.store.as_ref(), pending: &no_pending };
         let prepared = validate::prepare_batch(&self.state, &index, parsed);
-        let mut group = CommitGroup::default();
-        let mut pending: HashMap<String, IndexedEvent> = HashMap::new();
-        let stop_at = outcomes.iter().position(Option::is_some).filter(|_| on_rejection == OnRejection::Stop);
-        for (prepared, position) in prepared.into_iter().zip(positions) {
-            if stop_at.is_some_and(|stop| position > stop) {
-                break;
-            }
-            let index = GroupIndex { store: self.store.as_ref(), pending: &pending };
-            let verdict = validate::validate(&self.state, &index, prepared);
-            let outcome = match verdict {
-                Ok(Verdict::Accept(accepted)) => self.accept(*accepted, envelopes[position], &mut group, &mut pending),
-                Ok(Verdict::Repeat(seq)) => Outcome::Repeated { seq, hash: self.hash_of(seq, &group)? },
-                Err(AppendError::Rejected(rejection)) => Outcome::Rejected(rejection),
-                Err(AppendError::Storage(error)) => return self.abandon(error),
-            };
-            let rejected = matches!(outcome, Outcome::Rejected(_));
-            outcomes[position] = Some(outcome);
-            if rejected && on_rejection == OnRejection::Stop {
-                break;
-            }
+        PreparedEnvelopes {
+            count: envelopes.len(),
+            raw: envelopes.iter().map(|bytes| bytes.to_vec()).collect(),
+            unreadable,
+            prepared: positions.into_iter().zip(prepared).collect(),
         }
-        if !group.records.is_empty() {
-            if let Err(error) = self.commit(group) {
-                return self.abandon(error);
-            }
-        }
-        let mut outcomes: Vec<Outcome> = outcomes.into_iter().flatten().collect();
-        if on_rejection == OnRejection::Stop {
-            // Only the first rejection, in input order, is reported.
-            if let Some(first) = outcomes.iter().position(|o| matches!(o, Outcome::Rejected(_))) {
-                outcomes.truncate(first + 1);
-            }
-        }
-        Ok(outcomes)
+    }
+
+    /// Starts a commit group: several submissions, one durable write.
+    pub fn begin_group(&mut self) -> GroupWriter<'_> {
+        GroupWriter { ledger: self, group: CommitGroup::default(), pending: HashMap::new() }
     }
 
     fn hash_of(&self, seq: u64, group: &CommitGroup) -> Result<[u8; 32], StorageError> {

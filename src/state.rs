@@ -261,3 +261,108 @@ impl State {
         assert!(previous.is_none(), "key ids are unique (validated)");
     }
 }
+
+/// Ledger id, name and log key (set once, by genesis).
+type LedgerIdentity = (Option<String>, Option<String>, Option<(String, [u8; 32])>);
+
+/// The prior values of everything one `apply` may touch, so it can be undone
+/// (atomic batches validate every event, then undo, before applying any).
+#[derive(Debug)]
+pub struct Undo {
+    keys: Vec<(String, Option<KeyState>)>,
+    offices: Vec<(String, Option<OfficeState>)>,
+    programs: Vec<(String, Option<ProgramState>)>,
+    households: Vec<(String, Option<HouseholdState>)>,
+    projects: Vec<(String, Option<ProjectState>)>,
+    balances: Vec<(String, Option<u64>)>,
+    refunded: Vec<(String, Option<u64>)>,
+    ledger: LedgerIdentity,
+    totals: Totals,
+    clock: Option<Date>,
+    size: u64,
+}
+
+fn saved<V: Clone>(map: &HashMap<String, V>, key: &str) -> (String, Option<V>) {
+    (key.to_string(), map.get(key).cloned())
+}
+
+fn put_back<V>(map: &mut HashMap<String, V>, saved: Vec<(String, Option<V>)>) {
+    for (key, value) in saved.into_iter().rev() {
+        match value {
+            Some(value) => map.insert(key, value),
+            None => map.remove(&key),
+        };
+    }
+}
+
+impl State {
+    /// Records what `apply(payload)` is about to change.
+    pub fn capture(&self, payload: &Payload, refunded_account: Option<&str>) -> Undo {
+        let office = payload.office.as_str();
+        let balance = |account: String| (account.clone(), self.balances.get(&account).copied());
+        let mut undo = Undo {
+            keys: Vec::new(),
+            offices: Vec::new(),
+            programs: Vec::new(),
+            households: Vec::new(),
+            projects: Vec::new(),
+            balances: Vec::new(),
+            refunded: Vec::new(),
+            ledger: (self.ledger_id.clone(), self.ledger_name.clone(), self.log_key.clone()),
+            totals: self.totals,
+            clock: self.clock,
+            size: self.size,
+        };
+        match &payload.body {
+            Body::Genesis(b) => undo.keys = b.root_keys.iter().map(|k| saved(&self.keys, k.key_id.as_str())).collect(),
+            Body::OfficeRegister(b) => {
+                undo.offices.push(saved(&self.offices, b.office_id.as_str()));
+                undo.keys = b.keys.iter().map(|k| saved(&self.keys, k.key_id.as_str())).collect();
+            }
+            Body::KeyAdd(b) => undo.keys.push(saved(&self.keys, b.key_id.as_str())),
+            Body::KeyRevoke(b) => undo.keys.push(saved(&self.keys, b.key_id.as_str())),
+            Body::ProgramDefine(b) => undo.programs.push(saved(&self.programs, b.program_id.as_str())),
+            Body::Appropriate(b) => undo.balances.push(balance(account_id(office, &b.program.0))),
+            Body::Transfer(b) => {
+                undo.balances.push(balance(account_id(office, &b.program.0)));
+                undo.balances.push(balance(account_id(&b.to_office.0, &b.program.0)));
+            }
+            Body::Reallocate(b) => {
+                undo.balances.push(balance(account_id(office, &b.from_program.0)));
+                undo.balances.push(balance(account_id(office, &b.to_program.0)));
+            }
+            Body::HouseholdRegister(b) => undo.households.push(saved(&self.households, b.household_id.as_str())),
+            Body::Payout(b) => undo.balances.push(balance(account_id(office, &b.program.0))),
+            Body::ProjectRegister(b) => undo.projects.push(saved(&self.projects, b.project_id.as_str())),
+            Body::Expenditure(b) => undo.balances.push(balance(account_id(office, &b.program.0))),
+            Body::Refund(b) => {
+                if let Some(account) = refunded_account {
+                    undo.balances.push(balance(account.to_string()));
+                }
+                undo.refunded.push((b.ref_event.0.clone(), self.refunded_by_event.get(b.ref_event.as_str()).copied()));
+            }
+            Body::HouseholdUpdate(_) | Body::NoticePublish(_) | Body::FlagReview(_) => {}
+        }
+        undo
+    }
+
+    /// Puts back what `capture` recorded. Undo in reverse order of apply.
+    pub fn restore(&mut self, undo: Undo) {
+        put_back(&mut self.keys, undo.keys);
+        put_back(&mut self.offices, undo.offices);
+        put_back(&mut self.programs, undo.programs);
+        put_back(&mut self.households, undo.households);
+        put_back(&mut self.projects, undo.projects);
+        put_back(&mut self.refunded_by_event, undo.refunded);
+        for (account, value) in undo.balances.into_iter().rev() {
+            match value {
+                Some(value) => self.balances.insert(account, value),
+                None => self.balances.remove(&account),
+            };
+        }
+        (self.ledger_id, self.ledger_name, self.log_key) = undo.ledger;
+        self.totals = undo.totals;
+        self.clock = undo.clock;
+        self.size = undo.size;
+    }
+}

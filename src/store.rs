@@ -30,6 +30,8 @@ const CHECKPOINT_PREFIX: u8 = b'c';
 /// sled page cache. Records are read sequentially and state lives in memory,
 /// so a modest cache suffices.
 pub const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// How long `open` waits for another holder of the store's lock.
+pub const LOCK_WAIT_MS_MAX: u128 = 3000;
 
 /// The tip of the chain.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,13 +126,25 @@ pub struct SledStore {
 
 impl SledStore {
     pub fn open(directory: &Path) -> Result<SledStore, StorageError> {
-        let db = sled::Config::new()
-            .path(directory)
-            .cache_capacity(CACHE_BYTES)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| StorageError(format!("cannot open the store in {}: {e}", directory.display())))?;
-        Ok(SledStore { db })
+        // Another process (or a just-dropped handle whose flusher thread is
+        // still finishing) may hold sled's file lock for a moment: wait a
+        // bounded time for it rather than fail at once.
+        let started = std::time::Instant::now();
+        loop {
+            let opened =
+                sled::Config::new().path(directory).cache_capacity(CACHE_BYTES).mode(sled::Mode::HighThroughput).open();
+            match opened {
+                Ok(db) => return Ok(SledStore { db }),
+                Err(sled::Error::Io(error))
+                    if error.to_string().contains("lock") && started.elapsed().as_millis() < LOCK_WAIT_MS_MAX =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(error) => {
+                    return Err(StorageError(format!("cannot open the store in {}: {error}", directory.display())))
+                }
+            }
+        }
     }
 }
 

@@ -71,7 +71,7 @@ pub struct PreVerified {
 
 /// An envelope made ready for validation: payload parsed once, signatures
 /// checked ahead in a batch.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Prepared {
     pub envelope: Envelope,
     pub parsed: Result<Payload, Rejection>,
