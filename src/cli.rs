@@ -107,6 +107,18 @@ enum Command {
         key: PathBuf,
         checkpoint_file: PathBuf,
     },
+    /// Run the HTTP service (JSON API, checkpoints, notice pages).
+    Serve {
+        #[arg(long)]
+        data: PathBuf,
+        /// The ledger's log key (named in genesis), for checkpoints.
+        #[arg(long)]
+        log_key: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        #[arg(long)]
+        policy: Option<PathBuf>,
+    },
     /// Merkle proofs (RFC 9162), hex, in the shape of vectors/merkle.json.
     Prove {
         #[command(subcommand)]
@@ -218,6 +230,7 @@ pub fn run() -> i32 {
         Command::Checkpoint { data, log_key } => issue_checkpoint(&data, &log_key),
         Command::Cosign { key, checkpoint_file } => cosign(&key, &checkpoint_file),
         Command::Prove { proof } => prove(proof),
+        Command::Serve { data, log_key, addr, policy: _ } => serve(&data, &log_key, &addr),
         Command::Balance { data, json } => balance(&data, json),
         Command::Flags { data, json, rule, office, policy } => open_existing(&data).and_then(|l| {
             crate::report::flags(&l, json, rule.as_deref(), office.as_deref(), policy_path(&data, policy).as_deref())
@@ -586,6 +599,23 @@ fn verify(
         );
     }
     Ok(if report.valid() { EXIT_OK } else { EXIT_REJECTED })
+}
+
+fn serve(data: &Path, log_key: &Path, addr: &str) -> CommandResult {
+    let key = crate::keys::read(log_key)?;
+    key.signing_key()?;
+    init_logging();
+    crate::server::serve(data, Some(key), addr)?;
+    Ok(EXIT_OK)
+}
+
+/// Structured logs on stderr (`tracing`), INFO and above.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn issue_checkpoint(data: &Path, log_key: &Path) -> CommandResult {

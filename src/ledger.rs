@@ -214,7 +214,7 @@ struct Snapshot {
 }
 
 /// The source of `recorded_at`: wall-clock milliseconds by default.
-pub type Clock = Box<dyn FnMut() -> TimestampMs + Send>;
+pub type Clock = Box<dyn FnMut() -> TimestampMs + Send + Sync>;
 
 fn system_clock() -> TimestampMs {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as TimestampMs)

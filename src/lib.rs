@@ -17,6 +17,7 @@ pub mod merkle;
 pub mod payload;
 pub mod projection;
 pub mod report;
+pub mod server;
 pub mod state;
 pub mod store;
 pub mod validate;
