@@ -198,8 +198,10 @@ async fn submit(state: &AppState, envelopes: Vec<Vec<u8>>, mode: OnRejection) ->
 
 /// `POST /v1/events`: one envelope, or `{"envelopes": [...], "atomic": bool}`.
 async fn post_events(State(state): State<AppState>, body: Bytes) -> ApiResult {
-    let probe: Probe = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_envelope", format!("not JSON: {e}")))?;
+    let probe: Probe = serde_json::from_slice(&body).map_err(|e| {
+        state.metrics.rejected(Code::BadEnvelope);
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_envelope", format!("not JSON: {e}"))
+    })?;
     if probe.envelopes.is_none() {
         let outcomes = submit(&state, vec![body.to_vec()], OnRejection::Stop).await?;
         return match outcomes.first() {
@@ -435,16 +437,17 @@ pub fn serve(data: &std::path::Path, log_key: Option<crate::keys::KeyMaterial>, 
         }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
-    runtime.block_on(serve_async(ledger, log_key, addr, None))
+    runtime.block_on(serve_async(ledger, log_key, addr, None, None))
 }
 
 /// Runs the service on an already-open ledger. `ready` receives the bound
-/// address (tests bind port 0).
+/// address (tests bind port 0); `stop`, when given, replaces the signals.
 pub async fn serve_async(
     ledger: Ledger,
     log_key: Option<crate::keys::KeyMaterial>,
     addr: &str,
     ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+    stop: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> Result<(), String> {
     let ledger = Arc::new(RwLock::new(ledger));
     let metrics = Arc::new(Metrics::default());
@@ -458,7 +461,15 @@ pub async fn serve_async(
     }
     let checkpoints = tokio::spawn(periodic_checkpoints(state.clone()));
     let app = router(state.clone());
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await;
+    let shutdown = async move {
+        match stop {
+            Some(stop) => {
+                let _ = stop.await;
+            }
+            None => shutdown_signal().await,
+        }
+    };
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     checkpoints.abort();
     drop(state);
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;

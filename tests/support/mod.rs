@@ -10,6 +10,9 @@ use sunledger::envelope::Envelope;
 
 pub const LEDGER: &str = "hb-demo-2018";
 
+pub mod cases;
+pub mod http;
+
 pub fn vectors() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors")
 }
