@@ -107,6 +107,13 @@ enum Command {
         key: PathBuf,
         checkpoint_file: PathBuf,
     },
+    /// Rebuild a ledger from an export (备份恢复), verifying it and keeping its
+    /// seqs, recorded_at and hashes, so its checkpoint roots equal the original's.
+    Restore {
+        #[arg(long)]
+        data: PathBuf,
+        export: PathBuf,
+    },
     /// Run the HTTP service (JSON API, checkpoints, notice pages).
     Serve {
         #[arg(long)]
@@ -230,6 +237,13 @@ pub fn run() -> i32 {
         Command::Checkpoint { data, log_key } => issue_checkpoint(&data, &log_key),
         Command::Cosign { key, checkpoint_file } => cosign(&key, &checkpoint_file),
         Command::Prove { proof } => prove(proof),
+        Command::Restore { data, export } => match restore(&data, &export) {
+            Err(message) if message.starts_with("restore stopped") => {
+                println!("{message}");
+                Ok(EXIT_REJECTED)
+            }
+            other => other,
+        },
         Command::Serve { data, log_key, addr, policy: _ } => serve(&data, &log_key, &addr),
         Command::Balance { data, json } => balance(&data, json),
         Command::Flags { data, json, rule, office, policy } => open_existing(&data).and_then(|l| {
@@ -616,6 +630,78 @@ pub fn init_logging() {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// Appends an export's envelopes with the export's own recorded_at values
+/// and checks every resulting hash against the export's.
+fn restore(data: &Path, export: &Path) -> CommandResult {
+    let mut ledger = open_ledger(data)?;
+    if ledger.head().size != 0 {
+        return Err(format!("{} already holds a ledger; restore into an empty directory", data.display()));
+    }
+    let times = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::<i64>::new()));
+    let clock_times = times.clone();
+    ledger.set_clock(Box::new(move || {
+        clock_times.lock().map(|mut q| q.pop_front().unwrap_or(i64::MIN)).unwrap_or(i64::MIN)
+    }));
+    let file = std::fs::File::open(export).map_err(|e| format!("cannot open {}: {e}", export.display()))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut chunk: Vec<crate::chain::ExportRecord> = Vec::new();
+    let mut done = false;
+    while !done {
+        match read_line_bounded(&mut reader, crate::chain::RECORD_LINE_BYTES_MAX).map_err(|e| e.to_string())? {
+            None => done = true,
+            Some(Line::TooLong(_)) => return restore_failed(ledger.head().size, "a record line is too long"),
+            Some(Line::Complete(bytes)) => match parse_export_line(&bytes) {
+                Ok(record) => chunk.push(record),
+                Err(reason) => return restore_failed(ledger.head().size + chunk.len() as u64, &reason),
+            },
+        }
+        if chunk.len() >= GROUP_EVENTS_MAX || (done && !chunk.is_empty()) {
+            restore_chunk(&mut ledger, &times, std::mem::take(&mut chunk))?;
+        }
+    }
+    ledger.save_snapshot().map_err(|e| e.to_string())?;
+    println!(
+        "restored {} records into {}; root {}",
+        ledger.head().size,
+        data.display(),
+        crate::encoding::hex(&ledger.root_at(ledger.head().size).map_err(|e| e.to_string())?)
+    );
+    Ok(EXIT_OK)
+}
+
+fn restore_chunk(
+    ledger: &mut Ledger,
+    times: &std::sync::Mutex<std::collections::VecDeque<i64>>,
+    chunk: Vec<crate::chain::ExportRecord>,
+) -> Result<(), String> {
+    let expected_first = ledger.head().size;
+    let out_of_order = chunk.iter().enumerate().position(|(i, r)| r.seq != expected_first + i as u64);
+    let chunk_len = out_of_order.unwrap_or(chunk.len());
+    let chunk = &chunk[..chunk_len];
+    times.lock().map_err(|_| "clock poisoned")?.extend(chunk.iter().map(|r| r.recorded_at_ms));
+    let slices: Vec<&[u8]> = chunk.iter().map(|r| r.envelope_bytes.as_slice()).collect();
+    let outcomes = ledger.append_group(&slices, OnRejection::Stop).map_err(|e| e.to_string())?;
+    for (record, outcome) in chunk.iter().zip(&outcomes) {
+        match outcome {
+            Outcome::Appended { hash, .. } if *hash == record.hash => {}
+            Outcome::Appended { .. } => return restore_failed(record.seq, "the entry hash differs from the export's"),
+            Outcome::Rejected(rejection) => return restore_failed(record.seq, &rejection.to_string()),
+            _ => return restore_failed(record.seq, "the event repeats an earlier one"),
+        }
+    }
+    if outcomes.len() != chunk.len() {
+        return restore_failed(expected_first + outcomes.len() as u64, "not appended");
+    }
+    if out_of_order.is_some() {
+        return restore_failed(expected_first + chunk_len as u64, "seq out of order");
+    }
+    Ok(())
+}
+
+fn restore_failed<T>(seq: u64, reason: &str) -> Result<T, String> {
+    Err(format!("restore stopped: first bad seq: {seq}: {reason} (the directory holds the verified records before it)"))
 }
 
 fn issue_checkpoint(data: &Path, log_key: &Path) -> CommandResult {
