@@ -22,3 +22,4 @@ pub mod state;
 pub mod store;
 pub mod validate;
 pub mod verify;
+pub mod fuzz_entry;

@@ -1,0 +1,6 @@
+#![no_main]
+//! Fuzz target: sunledger::fuzz_entry::proof must never panic on any input.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    sunledger::fuzz_entry::proof(data);
+});
