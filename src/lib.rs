@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the code map and invariants.
 
+pub mod bureau;
 pub mod chain;
 pub mod cli;
 pub mod crypto;
