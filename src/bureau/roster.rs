@@ -250,7 +250,12 @@ fn decode(bytes: &[u8]) -> Result<(String, &'static str), String> {
         .ok_or_else(|| "the file is neither UTF-8 nor GBK text: save it as CSV (UTF-8 or GBK) or .xlsx".to_string())
 }
 
+/// Rows of CSV text, numbered by the line each starts on (the row number a
+/// spreadsheet shows, unless a cell spans lines).
 fn csv_rows(text: &str) -> Result<Vec<(usize, Vec<Cell>)>, String> {
+    // csv counts lines by LF; Windows and old Mac line ends are made LF first.
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let text = text.as_str();
     let first_line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     let delimiter = if first_line.matches('\t').count() > first_line.matches(',').count() { b'\t' } else { b',' };
     let mut reader =
@@ -364,7 +369,7 @@ mod tests {
     #[test]
     fn headers_are_found_under_titles_and_totals_are_set_apart() {
         // Goal: a bank export with a title row, bracketed headers and a 合计 row maps cleanly.
-        let text = "建始县2019年1月发放清册,,\n户编号, 姓名 ,金额（元）\nh1,张三,300\n,,\n合计,,300\n";
+        let text = "建始县2019年1月发放清册,,\r\n户编号, 姓名 ,金额（元）\r\nh1,张三,300\r\n,,\r\n合计,,300\r\n";
         let roster = build(csv_rows(text).unwrap(), "UTF-8 CSV").unwrap();
         assert_eq!(roster.rows.len(), 1);
         assert_eq!(roster.rows[0].number, 3);
