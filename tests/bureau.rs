@@ -653,3 +653,24 @@ fn new_prints_a_valid_payload_of_every_kind() {
     let help = run(&["new", "--help"]);
     assert!(stdout(&help).contains("members.0.person_digest"), "the syntax is documented in --help");
 }
+
+#[test]
+fn an_id_number_used_as_household_id_is_refused() {
+    // Goal: a roster that numbers households by the head's ID number cannot put that number on the chain.
+    let mut bureau = Bureau::new();
+    let roster = bureau.path("by_id.csv");
+    let id = "990101195603121017";
+    std::fs::write(
+        &roster,
+        format!("户编号,姓名,身份证号,银行卡号,开户行,村\n{id},张三丰,{id},6299001234567894,邮储,422822101201\n"),
+    )
+    .unwrap();
+    let mut args = bureau.household_args("x");
+    args.pop();
+    args.extend(["--dry-run".to_string(), roster]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = bureau.run(&refs);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(error_cells(&stderr(&output)), [(2, "A".to_string())]);
+    assert!(!stderr(&output).contains(id) && !stdout(&output).contains(id));
+}

@@ -41,6 +41,7 @@ pub struct ImportArgs {
     /// The registrar's key file (plain or passphrase-protected).
     #[arg(long)]
     pub key: PathBuf,
+    /// The ledger id (from its genesis).
     #[arg(long)]
     pub ledger: String,
     /// The registrar office (e.g. the county poverty alleviation office 422822-fpb).
@@ -90,6 +91,10 @@ struct Household {
 fn person(roster: &Roster, row: &Row, args: &ImportArgs, pepper: &Pepper) -> Result<Person, Vec<RowError>> {
     let mut errors = Vec::new();
     let household = match roster.text(row, Field::Household) {
+        Ok(Some(id)) if super::identity::contains_id_number(&id) => {
+            errors.push(roster.error(row, Field::Household, super::NOT_AN_ID_NUMBER));
+            String::new()
+        }
         Ok(Some(id)) if super::is_id(&id) => id,
         Ok(Some(_)) => {
             errors.push(roster.error(row, Field::Household, "not a household id [A-Za-z0-9._:-]{1,64}"));

@@ -179,6 +179,15 @@ pub fn check_id(raw: &str) -> Result<IdNumber, IdError> {
     Ok(IdNumber(text))
 }
 
+/// Whether a text holds a valid ID number anywhere (18 characters in a row
+/// that pass every check): such a text must not become an id or free text
+/// on the chain, however it was meant (some villages number households by
+/// the head's ID number).
+pub fn contains_id_number(text: &str) -> bool {
+    let normal: Vec<char> = to_half_width(text).replace('x', "X").chars().collect();
+    normal.windows(ID_CHARS).any(|window| check_id(&window.iter().collect::<String>()).is_ok())
+}
+
 /// The Luhn check (ISO/IEC 7812-1 Annex B) over ASCII digits.
 pub fn luhn_valid(digits: &str) -> bool {
     let mut sum = 0u32;
@@ -299,6 +308,9 @@ mod tests {
         check_id_case("", Err(IdError::Empty));
         check_id_case("4.22822E+17", Err(IdError::Length(11)));
         assert_eq!(gb11643_check_char(b"11010519491231002"), b'X');
+        assert!(contains_id_number("h-11010519491231002x-1"));
+        assert!(!contains_id_number("422822101201-0001"));
+        assert!(!contains_id_number("110105194912310021"));
     }
 
     #[test]

@@ -98,6 +98,10 @@ pub enum PayoutsCommand {
     Import(payouts::ImportArgs),
 }
 
+/// The error for an id or text that holds an ID number.
+pub const NOT_AN_ID_NUMBER: &str =
+    "holds an ID number: personal data may not become an id or text on the chain (use a household number)";
+
 /// Where signed events go, and what to do with bad rows.
 #[derive(Args, Clone, Debug)]
 pub struct SinkArgs {

@@ -73,6 +73,7 @@ pub struct NewArgs {
     /// reallocate, household_register, household_update, payout, project_register, expenditure, refund,
     /// notice_publish, flag_review).
     pub kind: String,
+    /// The ledger id (from its genesis).
     #[arg(long)]
     pub ledger: String,
     /// The acting office (`root` for root acts).
@@ -204,9 +205,22 @@ pub fn build(args: &NewArgs) -> Result<Vec<u8>, String> {
         }
     };
     payload["id"] = Value::from(id);
+    if holds_id_number(&payload) {
+        return Err(format!("a field {}", super::NOT_AN_ID_NUMBER));
+    }
     let bytes = payload.to_string().into_bytes();
     crate::payload::parse_payload(&bytes).map_err(|rejection| format!("not a valid payload: {rejection}"))?;
     Ok(bytes)
+}
+
+/// Whether any string in the payload holds a valid ID number.
+fn holds_id_number(value: &Value) -> bool {
+    match value {
+        Value::String(text) => super::identity::contains_id_number(text),
+        Value::Array(items) => items.iter().any(holds_id_number),
+        Value::Object(map) => map.values().any(holds_id_number),
+        _ => false,
+    }
 }
 
 /// `sunledger new`.
@@ -294,6 +308,8 @@ mod tests {
             .unwrap_err()
             .contains("schema"));
         assert!(body("nope", &[]).unwrap_err().contains("unknown kind"));
+        let leak = body("household_update", &["household_id=h", "reason=户主11010519491231002X已迁出"]);
+        assert!(leak.unwrap_err().contains("holds an ID number"));
     }
 
     #[test]

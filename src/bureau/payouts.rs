@@ -49,6 +49,7 @@ pub struct ImportArgs {
     /// Finance key file(s) of the office; give two for dual control (双人复核).
     #[arg(long = "key", required = true)]
     pub keys: Vec<PathBuf>,
+    /// The ledger id (from its genesis).
     #[arg(long)]
     pub ledger: String,
     /// The paying finance office (e.g. 422822).
@@ -128,6 +129,10 @@ fn read_row(
     let roster = findings.roster;
     let before = findings.errors.len();
     let household = match roster.text(row, Field::Household) {
+        Ok(Some(id)) if super::identity::contains_id_number(&id) => {
+            findings.error(row, Field::Household, super::NOT_AN_ID_NUMBER);
+            None
+        }
         Ok(Some(id)) if super::is_id(&id) => Some(id),
         Ok(Some(_)) => {
             findings.error(row, Field::Household, "not a household id [A-Za-z0-9._:-]{1,64}");
