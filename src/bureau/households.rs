@@ -360,7 +360,7 @@ pub fn import(args: &ImportArgs) -> Result<i32, String> {
     let roster = roster::read(&args.roster, &required)?;
     let mut ledger = match &args.sink.data {
         Some(data) => {
-            let ledger = Ledger::open(data).map_err(|e| e.to_string())?;
+            let ledger = super::open_ledger(data)?;
             super::check_keys_in_ledger(&ledger, &args.ledger, &args.office, &keys, Role::Registrar)?;
             Some(ledger)
         }

@@ -221,6 +221,14 @@ pub fn signing_keys(paths: &[PathBuf]) -> Result<Vec<(String, SigningKey)>, Stri
     Ok(keys)
 }
 
+/// Opens an existing ledger (never creates an empty one by mistake).
+pub fn open_ledger(data: &Path) -> Result<Ledger, String> {
+    if !data.exists() {
+        return Err(format!("no ledger at {}", data.display()));
+    }
+    Ledger::open(data).map_err(|e| e.to_string())
+}
+
 /// Checks, against the ledger, that each key is a current key of `office`
 /// with `role`, and that the ledger is the one named.
 pub fn check_keys_in_ledger(

@@ -310,7 +310,7 @@ fn payload(payout: &PayoutRow, args: &ImportArgs, event_id: &str) -> Vec<u8> {
 
 fn open_context(args: &ImportArgs, keys: &[(String, ed25519_dalek::SigningKey)]) -> Result<Option<Ledger>, String> {
     let Some(data) = &args.sink.data else { return Ok(None) };
-    let ledger = Ledger::open(data).map_err(|e| e.to_string())?;
+    let ledger = super::open_ledger(data)?;
     super::check_keys_in_ledger(&ledger, &args.ledger, &args.office, keys, Role::Finance)?;
     if !ledger.state().programs.contains_key(&args.program) {
         return Err(format!("program {} is not defined in the ledger", args.program));
