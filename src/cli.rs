@@ -38,6 +38,10 @@ enum Command {
         key_id: String,
         #[arg(long)]
         out: PathBuf,
+        /// Protect the secret with a passphrase (Argon2id + ChaCha20-Poly1305), taken from
+        /// SUNLEDGER_PASSPHRASE or asked on the terminal; every --key option accepts such files.
+        #[arg(long)]
+        passphrase: bool,
     },
     /// Sign payload JSON bytes exactly as given; print one DSSE envelope line.
     Sign {
@@ -185,6 +189,8 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
     },
+    #[command(flatten)]
+    Bureau(crate::bureau::BureauCommand),
 }
 
 #[derive(Subcommand)]
@@ -224,7 +230,7 @@ pub fn run() -> i32 {
         }
     };
     let result = match cli.command {
-        Command::Keygen { key_id, out } => keygen(&key_id, &out),
+        Command::Keygen { key_id, out, passphrase } => keygen(&key_id, &out, passphrase),
         Command::Sign { keys, payload } => sign(&keys, payload.as_deref()),
         Command::Init { data, ledger, name, root_key, log_key, at } => {
             init(&data, &ledger, &name, &root_key, &log_key, at.as_deref())
@@ -258,6 +264,7 @@ pub fn run() -> i32 {
             open_existing(&data).and_then(|l| crate::report::summary(&l, office.as_deref(), json))
         }
         Command::Rebuild { data } => open_existing(&data).and_then(|l| crate::report::rebuild(&l)),
+        Command::Bureau(command) => crate::bureau::run(command),
     };
     match result {
         Ok(code) => code,
@@ -270,7 +277,7 @@ pub fn run() -> i32 {
 
 type CommandResult = Result<i32, String>;
 
-fn keygen(key_id: &str, out: &Path) -> CommandResult {
+fn keygen(key_id: &str, out: &Path, passphrase: bool) -> CommandResult {
     if !crate::payload::Id(key_id.to_string())
         .as_str()
         .chars()
@@ -281,7 +288,11 @@ fn keygen(key_id: &str, out: &Path) -> CommandResult {
         return Err(format!("key id {key_id:?} is not [A-Za-z0-9._:/-]{{1,64}}"));
     }
     let key = crate::keys::generate(key_id);
-    crate::keys::write(out, &key)?;
+    if passphrase {
+        crate::keys::write_encrypted(out, &key, &crate::keys::new_passphrase(key_id)?)?;
+    } else {
+        crate::keys::write(out, &key)?;
+    }
     println!("wrote {} ({key_id}, public key {})", out.display(), crate::encoding::base64_encode(&key.public_key));
     Ok(EXIT_OK)
 }

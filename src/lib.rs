@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the code map and invariants.
 
+pub mod bureau;
 pub mod chain;
 pub mod checkpoint;
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod date;
 pub mod encoding;
 pub mod envelope;
 pub mod error;
+pub mod fuzz_entry;
 pub mod keys;
 pub mod ledger;
 pub mod lines;
@@ -22,4 +24,3 @@ pub mod state;
 pub mod store;
 pub mod validate;
 pub mod verify;
-pub mod fuzz_entry;
