@@ -622,7 +622,7 @@ fn frontier_push_stops_at_full_tree() {
     // Goal: a frontier decoded at the largest size refuses another leaf
     // instead of overflowing.
     let mut bytes = u64::MAX.to_be_bytes().to_vec();
-    bytes.extend(std::iter::repeat(0u8).take(64 * HASH_BYTES));
+    bytes.extend(std::iter::repeat_n(0u8, 64 * HASH_BYTES));
     let mut frontier = Frontier::from_bytes(&bytes).expect("full frontier");
     assert_eq!(frontier.size(), u64::MAX);
     assert!(frontier.push(leaf_hash(b"one more")).is_err());

@@ -329,12 +329,12 @@ fn check_against_ledger(ledger: &Ledger, prepared: &[Prepared], errors: &mut Vec
         let h = &p.household;
         let problem = |message: String| RowError { row: h.first_row, column: String::new(), message };
         let village = state.offices.get(&h.village);
-        if !village.is_some_and(|o| o.level == crate::payload::Level::Village) {
+        if village.is_none_or(|o| o.level != crate::payload::Level::Village) {
             errors.push(problem(format!("{} is not a village office in the ledger", h.village)));
         }
         if state.households.contains_key(&h.id) {
             let existing = ledger.store().event(&p.event_id).map_err(|e| e.to_string())?;
-            if !existing.is_some_and(|e| e.payload_digest == crate::encoding::sha256(&p.payload)) {
+            if existing.is_none_or(|e| e.payload_digest != crate::encoding::sha256(&p.payload)) {
                 errors.push(problem(format!(
                     "household {} is already registered with other data: changes go through household_update",
                     h.id
