@@ -3,11 +3,14 @@
 
 use std::path::Path;
 
+/// A fuzz entry point: arbitrary bytes in, no panic.
+type Entry = fn(&[u8]);
+
 #[test]
 fn corpus_replays_without_panics() {
     // Goal: every corpus input of every target runs to completion (a panic fails the test).
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    let targets: [(&str, fn(&[u8])); 5] = [
+    let targets: [(&str, Entry); 5] = [
         ("envelope", sunledger::fuzz_entry::envelope),
         ("payload", sunledger::fuzz_entry::payload),
         ("import_line", sunledger::fuzz_entry::import_line),
