@@ -60,7 +60,7 @@ fn single_event_and_idempotent_resubmission() {
 fn every_error_code_over_http() {
     // Goal: each SPEC §4 code comes back as {"error": code, "message"} with a 4xx status; the ledger is unchanged.
     let (_dir, server) = server();
-    let before = get(server.addr, "/v1/export").body;
+    let before = get(server.addr, "/v1/export").body.clone();
     let mut seen = std::collections::BTreeSet::new();
     for (code, line) in cases::rejection_cases() {
         let response = post(server.addr, "/v1/events", line.as_bytes());
@@ -172,7 +172,7 @@ fn checkpoints_and_signed_requests() {
     let path = dir.path().join("cp.txt");
     std::fs::write(&path, note.text()).unwrap();
     let export = dir.path().join("export.jsonl");
-    std::fs::write(&export, get(server.addr, "/v1/export").body).unwrap();
+    std::fs::write(&export, &get(server.addr, "/v1/export").body).unwrap();
     let verified = run(&["verify", export.to_str().unwrap(), "--checkpoint", path.to_str().unwrap()]);
     assert!(verified.status.success(), "{}", stdout(&verified));
 }

@@ -413,13 +413,23 @@ fn payouts_at_the_dual_control_threshold_carry_two_signatures() {
 }
 
 #[test]
-fn server_flag_is_refused_plainly() {
-    // Goal: --server is accepted as a flag but refuses with "not available in this build" (no HTTP service yet).
+fn household_roster_goes_to_a_server() {
+    // Goal: --server posts the signed registrations to a running service; again, they are repeats; a dead server is an error.
     let mut bureau = Bureau::new();
-    let args = bureau.payout_args("payouts_gbk.csv", &["422822/k1"]);
-    let output = bureau.run_with(args, &["--server", "http://127.0.0.1:9"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("not available in this build"), "{}", stderr(&output));
+    let data = bureau.ledger();
+    let server = support::http::TestServer::start(Path::new(&data), None);
+    let url = format!("http://{}", server.addr);
+    let args = bureau.household_args("households.csv");
+    let first = bureau.run_with(args.clone(), &["--server", &url]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stdout(&first).starts_with("3 household_register events accepted"), "{}", stdout(&first));
+    let again = bureau.run_with(args.clone(), &["--server", &url]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let export = support::http::get(server.addr, "/v1/export").text();
+    assert_eq!(export.lines().count(), 30, "27 vector events and three households, once each");
+    drop(server);
+    let dead = bureau.run_with(args, &["--server", "http://127.0.0.1:9"]);
+    assert_eq!(dead.status.code(), Some(2));
 }
 
 /// Every file under a directory, recursively.

@@ -111,7 +111,7 @@ pub struct SinkArgs {
     /// A ledger data directory: rows are checked against it, and the events appended to it unless --out is given.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// A sunledger server URL (the HTTP service is not available in this build).
+    /// A sunledger server URL (http://host:port); events are posted to /v1/events.
     #[arg(long)]
     pub server: Option<String>,
     /// Only check and preview: sign and write nothing.
@@ -271,15 +271,62 @@ pub fn sign(payload: Vec<u8>, keys: &[(String, SigningKey)]) -> String {
     Envelope::sign(payload, keys).to_json()
 }
 
-/// Refuses `--server` (no HTTP service yet) and a missing destination.
+/// Refuses a missing destination.
 pub fn check_sink(sink: &SinkArgs) -> Result<(), String> {
-    if sink.server.is_some() {
-        return Err("--server: the HTTP service is not available in this build; use --out FILE or --data DIR".into());
+    if let Some(url) = &sink.server {
+        crate::http_client::split_url(url)?;
     }
-    if !sink.dry_run && sink.out.is_none() && sink.data.is_none() {
-        return Err("say where the events go: --out FILE or --data DIR (or --dry-run to only check)".into());
+    if !sink.dry_run && sink.out.is_none() && sink.data.is_none() && sink.server.is_none() {
+        return Err(
+            "say where the events go: --out FILE, --data DIR or --server URL (or --dry-run to only check)".into()
+        );
     }
     Ok(())
+}
+
+/// Posts the events to a sunledger server in batches (per-event results,
+/// in order); stops at the first rejected event.
+fn deliver_to_server(url: &str, events: &[Signed], what: &str) -> Result<i32, String> {
+    let (authority, base) = crate::http_client::split_url(url)?;
+    let mut accepted = 0usize;
+    for chunk in events.chunks(crate::server::BATCH_ENVELOPES_MAX) {
+        let envelopes: Vec<serde_json::Value> = chunk
+            .iter()
+            .map(|e| serde_json::from_str(&e.envelope_json))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
+        let body = serde_json::json!({"envelopes": envelopes, "atomic": false}).to_string();
+        let path = format!("{base}/v1/events");
+        let response = crate::http_client::request(
+            &authority,
+            "POST",
+            &path,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )?;
+        if response.status != 200 {
+            return Err(format!("{url}: HTTP {}: {}", response.status, response.text()));
+        }
+        let answer: serde_json::Value = serde_json::from_slice(&response.body).map_err(|e| format!("{url}: {e}"))?;
+        let results = answer["results"].as_array().ok_or_else(|| format!("{url}: no results in the answer"))?;
+        for (result, event) in results.iter().zip(chunk) {
+            if let Some(code) = result["error"].as_str() {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"row": event.row, "id": event.event_id, "error": code, "message": result["message"]})
+                );
+                println!("{accepted} {what} events accepted (repeats included); stopped at row {}", event.row);
+                return Ok(EXIT_REJECTED);
+            }
+            let seq = result["seq"].as_u64().unwrap_or(u64::MAX);
+            if seq == u64::MAX {
+                return Err(format!("{url}: malformed result {result}"));
+            }
+            accepted += 1;
+        }
+    }
+    println!("{accepted} {what} events accepted by {url} (repeats included)");
+    Ok(EXIT_OK)
 }
 
 /// Writes the events to `--out` (a new file), or appends them to the ledger.
@@ -289,6 +336,9 @@ pub fn deliver(sink: &SinkArgs, ledger: Option<&mut Ledger>, events: &[Signed], 
         write_new_file(out, events)?;
         println!("wrote {} {what} events to {}", events.len(), out.display());
         return Ok(EXIT_OK);
+    }
+    if let Some(url) = &sink.server {
+        return deliver_to_server(url, events, what);
     }
     let ledger = ledger.ok_or("no destination")?;
     let (mut appended, mut repeated) = (0usize, 0usize);
