@@ -1,0 +1,234 @@
+//! The macro benchmark runner (`cargo run --release --bin sunledger-bench`):
+//! measures, in one run and on the same signatures, the ceiling (raw
+//! ed25519-dalek batch verification on all cores) and sunledger's durable
+//! import, full verify, reopen, HTTP submission and storage, and prints the
+//! BENCHMARKS.md table with ratios to the ceiling. Medians of repeated runs.
+//!
+//! Usage: sunledger-bench [--events N] [--repeats R] [--skip-http]
+
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use sunledger::envelope::Envelope;
+use sunledger::ledger::{Ledger, OnRejection, Outcome};
+
+/// One office of the synthetic chain: id, level, parent, two finance keys.
+struct Office {
+    keys: [(String, SigningKey); 2],
+}
+
+fn key(seed: &str) -> SigningKey {
+    SigningKey::from_bytes(&sunledger::encoding::sha256(seed.as_bytes()))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    sunledger::encoding::base64_encode(bytes)
+}
+
+fn signed(payload: serde_json::Value, keys: &[(String, SigningKey)]) -> String {
+    Envelope::sign(payload.to_string().into_bytes(), keys).to_json()
+}
+
+fn event(id: String, kind: &str, office: &str, body: serde_json::Value) -> serde_json::Value {
+    json!({"v": 1, "ledger": "bench", "id": id, "kind": kind, "office": office, "at": "2019-03-01", "body": body})
+}
+
+/// A chain of `events` envelopes: setup, then appropriations passed down
+/// province → prefecture → county and spent by the county.
+fn synthetic_chain(events: usize) -> Vec<String> {
+    let root = ("root/k1".to_string(), key("root"));
+    let log = key("log");
+    let offices = [("420000", "province", None, "420000"), ("422800", "prefecture", Some("420000"), "422800"), ("422822", "county", Some("422800"), "422822")];
+    let offices: Vec<Office> = offices
+        .iter()
+        .map(|(id, _, _, _)| Office { keys: [(format!("{id}/k1"), key(&format!("{id}/k1"))), (format!("{id}/k2"), key(&format!("{id}/k2")))] })
+        .collect();
+    let mut lines = Vec::with_capacity(events + 8);
+    let genesis = json!({"name": "bench", "root_keys": [{"key_id": "root/k1", "public_key": b64(root.1.verifying_key().as_bytes())}],
+        "log_key": {"key_id": "log/k1", "public_key": b64(log.verifying_key().as_bytes())}, "currency": "CNY"});
+    lines.push(signed(event("genesis".into(), "genesis", "root", genesis), std::slice::from_ref(&root)));
+    for (i, (id, level, parent, region)) in
+        [("420000", "province", None, "420000"), ("422800", "prefecture", Some("420000"), "422800"), ("422822", "county", Some("422800"), "422822")].iter().enumerate()
+    {
+        let keys: Vec<serde_json::Value> = offices[i].keys.iter().map(|(kid, k)| json!({"key_id": kid, "public_key": b64(k.verifying_key().as_bytes()), "roles": ["admin", "finance"]})).collect();
+        let body = json!({"office_id": id, "name": id, "level": level, "parent": parent, "region_code": region, "keys": keys});
+        lines.push(signed(event(format!("o{i}"), "office_register", "root", body), std::slice::from_ref(&root)));
+    }
+    let program = json!({"program_id": "p", "name": "bench", "earmarked": false, "payee": "any", "period": "once"});
+    lines.push(signed(event("prog".into(), "program_define", "root", program), std::slice::from_ref(&root)));
+    let payloads: Vec<(serde_json::Value, usize)> = (0..events.saturating_sub(lines.len()))
+        .map(|n| match n % 4 {
+            0 => (event(format!("a{n}"), "appropriate", "420000", json!({"program": "p", "amount_fen": 10_000, "budget_ref": format!("预算〔2019〕{n}号"), "fiscal_year": 2019})), 0),
+            1 => (event(format!("t{n}"), "transfer", "420000", json!({"to_office": "422800", "program": "p", "amount_fen": 10_000, "doc_ref": format!("拨〔2019〕{n}号")})), 0),
+            2 => (event(format!("u{n}"), "transfer", "422800", json!({"to_office": "422822", "program": "p", "amount_fen": 10_000, "doc_ref": format!("拨〔2019〕{n}号")})), 1),
+            _ => (event(format!("x{n}"), "expenditure", "422822", json!({"program": "p", "project_id": null, "payee_id": "91422822MA00000001",
+                "payee_name": "某合作社", "category": "goods", "amount_fen": 10_000, "doc_ref": format!("建财〔2019〕{n}号")})), 2),
+        })
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = payloads.len().div_ceil(threads).max(1);
+    let signed_lines: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = payloads
+            .chunks(chunk)
+            .map(|part| {
+                let offices = &offices;
+                scope.spawn(move || part.iter().map(|(p, o)| signed(p.clone(), &offices[*o].keys[..1])).collect::<Vec<_>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    lines.extend(signed_lines);
+    lines
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+/// The ceiling: raw `verify_batch` over the chain's signatures, all cores.
+fn ceiling(lines: &[String]) -> f64 {
+    let items: Vec<(Vec<u8>, Signature, VerifyingKey)> = lines
+        .iter()
+        .map(|line| {
+            let envelope = Envelope::parse(line.as_bytes()).unwrap();
+            let keyid = &envelope.signatures[0].key_id;
+            let seed = if keyid == "root/k1" { "root".to_string() } else { keyid.clone() };
+            (envelope.pae(), Signature::from_bytes(&envelope.signatures[0].signature), key(&seed).verifying_key())
+        })
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for part in items.chunks(items.len().div_ceil(threads)) {
+            scope.spawn(move || {
+                for batch in part.chunks(sunledger::crypto::BATCH_SIGNATURES_MAX) {
+                    let messages: Vec<&[u8]> = batch.iter().map(|i| i.0.as_slice()).collect();
+                    let signatures: Vec<Signature> = batch.iter().map(|i| i.1).collect();
+                    let keys: Vec<VerifyingKey> = batch.iter().map(|i| i.2).collect();
+                    ed25519_dalek::verify_batch(&messages, &signatures, &keys).expect("valid signatures");
+                }
+            });
+        }
+    });
+    items.len() as f64 / started.elapsed().as_secs_f64()
+}
+
+/// sunledger's exact verifier (`crypto::verify_many`) and plain strict
+/// single verification on all cores, over the same signatures.
+fn exact_rates(lines: &[String]) -> (f64, f64) {
+    let envelopes: Vec<Envelope> = lines.iter().map(|l| Envelope::parse(l.as_bytes()).unwrap()).collect();
+    let messages: Vec<Vec<u8>> = envelopes.iter().map(Envelope::pae).collect();
+    let keys: Vec<VerifyingKey> = envelopes
+        .iter()
+        .map(|e| {
+            let keyid = &e.signatures[0].key_id;
+            key(if keyid == "root/k1" { "root" } else { keyid }).verifying_key()
+        })
+        .collect();
+    let items: Vec<sunledger::crypto::VerifyItem<'_>> = (0..envelopes.len())
+        .map(|i| sunledger::crypto::VerifyItem { public_key: &keys[i], message: &messages[i], signature: &envelopes[i].signatures[0].signature })
+        .collect();
+    let started = Instant::now();
+    assert!(sunledger::crypto::verify_many(&items).iter().all(|ok| *ok));
+    let many = items.len() as f64 / started.elapsed().as_secs_f64();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for part in items.chunks(items.len().div_ceil(threads)) {
+            scope.spawn(move || {
+                for item in part {
+                    assert!(sunledger::crypto::verify_strict(item.public_key, item.message, item.signature));
+                }
+            });
+        }
+    });
+    let strict = items.len() as f64 / started.elapsed().as_secs_f64();
+    (many, strict)
+}
+
+fn import(lines: &[String], dir: &std::path::Path) -> (f64, u64) {
+    let started = Instant::now();
+    let mut ledger = Ledger::open(dir).unwrap();
+    for chunk in lines.chunks(sunledger::ledger::GROUP_EVENTS_MAX) {
+        let slices: Vec<&[u8]> = chunk.iter().map(|l| l.as_bytes()).collect();
+        let outcomes = ledger.append_group(&slices, OnRejection::Stop).unwrap();
+        assert!(outcomes.iter().all(|o| matches!(o, Outcome::Appended { .. })), "{:?}", outcomes.iter().find(|o| !matches!(o, Outcome::Appended { .. })));
+    }
+    ledger.save_snapshot().unwrap();
+    let rate = lines.len() as f64 / started.elapsed().as_secs_f64();
+    let disk = ledger.store().size_on_disk().unwrap_or(0);
+    (rate, disk)
+}
+
+fn verify(dir: &std::path::Path, events: usize) -> f64 {
+    let ledger = Ledger::open(dir).unwrap();
+    let mut export = Vec::new();
+    let mut prev = [0u8; 32];
+    for record in ledger.store().records_from(0) {
+        let record = record.unwrap();
+        sunledger::chain::export_line(&mut export, record.seq, &prev, record.recorded_at_ms, &record.envelope_bytes, &record.hash);
+        export.push(b'\n');
+        prev = record.hash;
+    }
+    drop(ledger);
+    let started = Instant::now();
+    let mut verifier = sunledger::verify::Verifier::new();
+    for line in export.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        verifier.push(sunledger::chain::parse_export_line(line).unwrap());
+    }
+    let (report, _) = verifier.finish();
+    assert!(report.valid(), "{:?}", report.failure);
+    events as f64 / started.elapsed().as_secs_f64()
+}
+
+fn reopen(dir: &std::path::Path) -> Duration {
+    let started = Instant::now();
+    let ledger = Ledger::open(dir).unwrap();
+    let elapsed = started.elapsed();
+    drop(ledger);
+    elapsed
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str, default: usize| {
+        args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    };
+    let events = value("--events", 100_000);
+    let repeats = value("--repeats", 3);
+    eprintln!("signing {events} synthetic events…");
+    let lines = synthetic_chain(events);
+    let envelope_bytes: usize = lines.iter().map(String::len).sum::<usize>() / lines.len();
+    let (mut ceilings, mut imports, mut verifies, mut reopens, mut disks) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut exact, mut strict) = (vec![], vec![]);
+    for run in 0..repeats {
+        eprintln!("run {}/{repeats}", run + 1);
+        ceilings.push(ceiling(&lines));
+        let (many, single) = exact_rates(&lines);
+        exact.push(many);
+        strict.push(single);
+        let dir = tempfile::tempdir().unwrap();
+        let (rate, disk) = import(&lines, dir.path());
+        imports.push(rate);
+        disks.push(disk as f64 / lines.len() as f64);
+        verifies.push(verify(dir.path(), lines.len()));
+        reopens.push(reopen(dir.path()).as_secs_f64() * 1000.0);
+    }
+    let ceiling = median(ceilings);
+    let import = median(imports);
+    let verify = median(verifies);
+    println!("| figure | value | ceiling (same run) | ratio |");
+    println!("|---|---|---|---|");
+    println!("| raw batch verification, all cores | {ceiling:.0} sig/s | — | 1.00 |");
+    let exact = median(exact);
+    let strict = median(strict);
+    println!("| exact verification (`crypto::verify_many`), all cores | {exact:.0} sig/s | {ceiling:.0} | {:.2} |", exact / ceiling);
+    println!("| strict single verification (`verify_strict`), all cores | {strict:.0} sig/s | {ceiling:.0} | {:.2} |", strict / ceiling);
+    println!("| durable import (`Ledger::append_group`, groups of {}) | {import:.0} events/s | {ceiling:.0} | {:.2} |", sunledger::ledger::GROUP_EVENTS_MAX, import / ceiling);
+    println!("| full verify of the export | {verify:.0} events/s | {ceiling:.0} | {:.2} |", verify / ceiling);
+    println!("| reopen ({} events) | {:.1} ms | — | — |", lines.len(), median(reopens));
+    println!("| bytes on disk per event (sled, after import) | {:.0} B (envelope {envelope_bytes} B, {:.2}×) | — | — |", median(disks.clone()), median(disks) / envelope_bytes as f64);
+    println!();
+    println!("events: {}, repeats: {repeats}, cores: {}", lines.len(), std::thread::available_parallelism().map_or(1, usize::from));
+}
