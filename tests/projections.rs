@@ -269,7 +269,7 @@ fn incremental_projections_equal_a_full_rebuild_after_every_step() {
             if step % 10 == 9 {
                 ledger.save_snapshot().expect("snapshot");
                 drop(ledger);
-                ledger = Ledger::open(directory.path()).expect("reopen");
+                ledger = support::reopen(directory.path());
             }
             let (projections, flags) = rebuilt(&ledger);
             assert_eq!(&projections, ledger.projections(), "seed {seed} step {step}");
@@ -304,6 +304,123 @@ fn rebuild_command_reports_a_match() {
     let (mut ledger, directory) = support::import_file(&support::vectors().join("envelopes.jsonl"));
     ledger.save_snapshot().expect("snapshot");
     drop(ledger);
-    let ledger = Ledger::open(directory.path()).expect("reopen");
+    let ledger = support::reopen(directory.path());
     assert_eq!(sunledger::report::rebuild(&ledger), Ok(0));
+}
+
+/// Runs the real binary; returns (exit code, stdout, stderr).
+fn sunledger(args: &[&str]) -> (i32, String, String) {
+    let output =
+        std::process::Command::new(env!("CARGO_BIN_EXE_sunledger")).args(args).output().expect("run sunledger");
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).expect("UTF-8 output");
+    (output.status.code().expect("exit code"), text(output.stdout), text(output.stderr))
+}
+
+fn json_out(args: &[&str]) -> Value {
+    let (code, stdout, stderr) = sunledger(args);
+    assert_eq!(code, 0, "{args:?}: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
+}
+
+#[test]
+fn cli_reports_over_the_vector_ledger() {
+    // Goal: the report commands honour their contract on the vector ledger:
+    // flags (filters, policy file, errors), account, household (no digests
+    // in the human view), summary, rebuild, and their exit codes.
+    let directory = tempfile::tempdir().expect("temporary directory");
+    let data = directory.path().join("data");
+    let data = data.to_str().expect("UTF-8 path");
+    let envelopes = support::vectors().join("envelopes.jsonl");
+    let (code, _, stderr) = sunledger(&["import", "--data", data, envelopes.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+
+    let flags = json_out(&["flags", "--data", data, "--json"]);
+    let view: Vec<Value> = flags.as_array().unwrap().iter().map(vector_view).collect();
+    assert_eq!(Value::Array(view), read_json("flags.json"));
+    let subjects = |args: &[&str]| -> Vec<String> {
+        let flags = json_out(args);
+        flags.as_array().unwrap().iter().map(|f| f["subject"]["id"].as_str().unwrap().to_string()).collect()
+    };
+    // 422800/ranger was credited by a transfer of 420000: it belongs to both.
+    assert_eq!(subjects(&["flags", "--data", data, "--json", "--office", "422800"]), ["422800/ranger"]);
+    assert_eq!(
+        subjects(&["flags", "--data", data, "--json", "--office", "420000"]),
+        ["420000/ranger", "422800/ranger"]
+    );
+    assert!(subjects(&["flags", "--data", data, "--json", "--office", "422822"]).is_empty());
+    assert!(subjects(&["flags", "--data", data, "--json", "--rule", "idle_funds"]).is_empty());
+    assert_eq!(sunledger(&["flags", "--data", data, "--rule", "nope"]).0, 2);
+    assert_eq!(sunledger(&["flags", "--data", data, "--office", "nowhere"]).0, 2);
+    let (code, stdout, _) = sunledger(&["flags", "--data", data]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("层层截留 stalled_pass_through") && stdout.contains("980000.00 yuan"), "{stdout}");
+
+    // A policy file: --policy, then policy.toml in the data directory by default.
+    let lenient = directory.path().join("lenient.toml");
+    std::fs::write(&lenient, "[defaults]\npass_through_days = 60\n").unwrap();
+    assert!(subjects(&["flags", "--data", data, "--json", "--policy", lenient.to_str().unwrap()]).is_empty());
+    let broken = directory.path().join("broken.toml");
+    std::fs::write(&broken, "[defaults]\npass_through_dayz = 60\n").unwrap();
+    let (code, _, stderr) = sunledger(&["flags", "--data", data, "--policy", broken.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown key `pass_through_dayz`"), "{stderr}");
+    std::fs::copy(&lenient, std::path::Path::new(data).join("policy.toml")).unwrap();
+    assert!(subjects(&["flags", "--data", data, "--json"]).is_empty());
+    std::fs::remove_file(std::path::Path::new(data).join("policy.toml")).unwrap();
+
+    let account = json_out(&["account", "--data", data, "--json", "420000/ranger"]);
+    assert_eq!(account["balance_fen"], 98_000_000);
+    assert_eq!(account["lots"], json!([{"seq": 9, "at": "2018-11-02", "amount_fen": 98_000_000, "age_days": 49}]));
+    assert_eq!(account["flows"]["passed_on_fen"], 2_000_000);
+    assert_eq!(sunledger(&["account", "--data", data, "420000/nothing"]).0, 1);
+
+    let household = json_out(&["household", "--data", data, "--json", "422822101201-0002"]);
+    assert_eq!(household["card"]["card_masked"], "6217********4321");
+    assert_eq!(
+        household["payouts_by_program_period"],
+        json!([{"program": "ranger", "period": "2018", "net_fen": 400_000}])
+    );
+    let (code, stdout, _) = sunledger(&["household", "--data", data, "422822101201-0001"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("张*三") && stdout.contains("6228********1234"), "{stdout}");
+    for digest in ["1111111111111111", "2222222222222222", "aaaaaaaaaaaaaaaa"] {
+        assert!(!stdout.contains(digest), "the human view shows a digest: {stdout}");
+    }
+    assert_eq!(sunledger(&["household", "--data", data, "nobody"]).0, 1);
+
+    let summary = json_out(&["summary", "--data", data, "--json", "--office", "422800"]);
+    let rows: Vec<(&str, u64, u64)> = summary
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["office"].as_str().unwrap(), r["received_fen"].as_u64().unwrap(), r["held_fen"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        rows,
+        [("422800", 2_000_000, 800_000), ("422822", 5_000_000, 3_500_000), ("422822", 1_600_000, 400_000)]
+    );
+    let (code, stdout, _) = sunledger(&["rebuild", "--data", data]);
+    assert_eq!((code, stdout.starts_with("match")), (0, true), "{stdout}");
+}
+
+#[test]
+fn rebuild_detects_a_tampered_snapshot() {
+    // Goal: when the stored projections differ from the chain (a snapshot
+    // edited behind the ledger's back: a review removed), `rebuild` reports a
+    // mismatch naming the part, with exit code 1.
+    let (mut ledger, directory) = support::import_file(&support::vectors().join("envelopes.jsonl"));
+    ledger.save_snapshot().expect("snapshot");
+    let mut snapshot: Value = serde_json::from_slice(&ledger.store().snapshot().unwrap().unwrap()).unwrap();
+    assert_eq!(snapshot["projections"]["reviews"].as_object().map(|r| r.len()), Some(1));
+    snapshot["projections"]["reviews"] = json!({});
+    let group = sunledger::store::CommitGroup {
+        snapshot: Some(serde_json::to_vec(&snapshot).unwrap()),
+        head: Some(ledger.head().clone()),
+        ..Default::default()
+    };
+    ledger.store().commit(group).expect("commit");
+    drop(ledger);
+    let ledger = support::reopen(directory.path());
+    assert!(ledger.projections().reviews.is_empty());
+    assert_eq!(sunledger::report::rebuild(&ledger), Ok(1));
 }

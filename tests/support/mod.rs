@@ -357,3 +357,21 @@ pub fn vector_view(flag: &Value) -> Value {
     }
     view
 }
+
+/// Reopens a ledger directory. Another test of the same binary may be
+/// spawning the CLI at that moment, and a child process holds a copy of our
+/// descriptors (and so sled's flock) until its exec closes them; retry a
+/// bounded number of times rather than fail on that race.
+pub fn reopen(directory: &Path) -> Ledger {
+    const ATTEMPTS_MAX: u32 = 100;
+    for _ in 0..ATTEMPTS_MAX {
+        match Ledger::open(directory) {
+            Ok(ledger) => return ledger,
+            Err(error) if error.0.contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(error) => panic!("reopen {}: {error}", directory.display()),
+        }
+    }
+    panic!("reopen {}: still locked after {ATTEMPTS_MAX} attempts", directory.display())
+}
