@@ -156,6 +156,14 @@ pub struct Member {
     pub added_seq: u64,
 }
 
+/// A person joining (`joined`) or leaving a household at a seq.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipChange {
+    pub seq: u64,
+    pub person_digest: String,
+    pub joined: bool,
+}
+
 /// The card a household is bound to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoundCard {
@@ -165,8 +173,8 @@ pub struct BoundCard {
     pub seq: u64,
 }
 
-/// The household's standing on a payout's date, from the status changes
-/// recorded before the payout (ineligible_household).
+/// The household's standing on a date, from its whole status timeline
+/// (ineligible_household).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "standing")]
 pub enum Standing {
@@ -176,8 +184,10 @@ pub enum Standing {
     NotYetRegistered { registered: Date },
 }
 
-/// One payout to a household with the facts the payout rules judge, fixed
-/// at its place in ledger order.
+/// One payout to a household with the facts the payout rules judge that are
+/// fixed at its place in ledger order (card binding, notices recorded
+/// before it). Dated facts — status changes, deaths — are looked up when
+/// flags are evaluated, over the whole chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PayoutEntry {
     pub seq: u64,
@@ -190,9 +200,8 @@ pub struct PayoutEntry {
     pub refunded_fen: u64,
     /// Paid to the card bound at the payout's place in ledger order.
     pub card_matches: bool,
-    /// The paid person, or every member, died before the period started.
-    pub deceased: bool,
-    pub standing: Standing,
+    /// The paid person, if the payout names one.
+    pub person_digest: Option<String>,
     /// Length in days of the longest earlier-recorded roster notice that
     /// covers this payout apart from its length (None: no such notice).
     pub notice_days: Option<u32>,
@@ -214,6 +223,9 @@ pub struct Household {
     pub statuses: Vec<StatusChange>,
     /// Current members by person digest.
     pub members: BTreeMap<String, Member>,
+    /// Every membership change in seq order (registration included), so the
+    /// members at a payout's place in ledger order can be recovered.
+    pub membership_log: Vec<MembershipChange>,
     pub card: BoundCard,
     /// Seqs of roster notices listing this household, by program.
     pub notices: BTreeMap<String, Vec<u64>>,
@@ -237,7 +249,9 @@ impl Household {
         self.current_status() == HouseholdStatus::Removed
     }
 
-    fn standing_on(&self, at: Date) -> Standing {
+    /// The household's standing on `at` by business date, from every
+    /// status change in the chain.
+    pub fn standing_on(&self, at: Date) -> Standing {
         if at < self.registered_at {
             return Standing::NotYetRegistered { registered: self.registered_at };
         }
@@ -246,6 +260,24 @@ impl Household {
             Some(StatusChange { status: HouseholdStatus::Exited, at, .. }) => Standing::Exited { since: *at },
             _ => Standing::Enrolled,
         }
+    }
+
+    /// Members just before event `seq` (SPEC §7: membership as of a
+    /// payout's place in ledger order).
+    pub fn members_before(&self, seq: u64) -> BTreeSet<&str> {
+        let mut members = BTreeSet::new();
+        for change in self.membership_log.iter().take_while(|c| c.seq < seq) {
+            if change.joined {
+                members.insert(change.person_digest.as_str());
+            } else {
+                members.remove(change.person_digest.as_str());
+            }
+        }
+        members
+    }
+
+    fn log_membership(&mut self, seq: u64, person_digest: &str, joined: bool) {
+        self.membership_log.push(MembershipChange { seq, person_digest: person_digest.to_string(), joined });
     }
 
     fn payout_mut(&mut self, seq: u64) -> &mut PayoutEntry {
@@ -523,6 +555,11 @@ impl Projections {
             registered_at: at,
             statuses: Vec::new(),
             members,
+            membership_log: b
+                .members
+                .iter()
+                .map(|m| MembershipChange { seq, person_digest: m.person_digest.0.clone(), joined: true })
+                .collect(),
             card,
             notices: BTreeMap::new(),
             payouts: Vec::new(),
@@ -560,13 +597,18 @@ impl Projections {
             self.cards.entry(card.card_digest.0.clone()).or_default().insert(id.to_string(), seq);
         }
         for digest in b.remove_members.iter().flatten() {
-            household.members.remove(digest.as_str());
+            if household.members.remove(digest.as_str()).is_some() {
+                household.log_membership(seq, digest.as_str(), false);
+            }
             remove_from_group(&mut self.persons, digest.as_str(), id);
         }
         for member in b.add_members.iter().flatten() {
             let digest = member.person_digest.0.clone();
             let entry = Member { name_masked: member.name_masked.0.clone(), added_seq: seq };
-            household.members.entry(digest.clone()).or_insert(entry);
+            if !household.members.contains_key(&digest) {
+                household.members.insert(digest.clone(), entry);
+                household.log_membership(seq, &digest, true);
+            }
             self.persons.entry(digest).or_default().entry(id.to_string()).or_insert(seq);
         }
         self.check_household_groups(id);
@@ -624,7 +666,6 @@ impl Projections {
         account.flows.paid_out_fen = account.flows.paid_out_fen.saturating_add(amount);
         let id = b.household_id.as_str();
         let notice_days = self.notice_days(state, id, payload, b);
-        let deceased = self.deceased(id, b);
         let household = self.households.get_mut(id).expect("paid household exists (validated)");
         let entry = PayoutEntry {
             seq,
@@ -636,24 +677,12 @@ impl Projections {
             amount_fen: amount,
             refunded_fen: 0,
             card_matches: household.card.card_digest == b.card_digest.0,
-            deceased,
-            standing: household.standing_on(payload.at),
+            person_digest: b.person_digest.as_ref().map(|p| p.0.clone()),
             notice_days,
         };
         household.payouts.push(entry);
         let spend = Spend { seq, account: account_id(office, program), household: Some(id.to_string()), project: None };
         self.spends.insert(payload.id.0.clone(), spend);
-    }
-
-    /// deceased_payee: the paid person, or every current member, died before
-    /// the period started.
-    fn deceased(&self, household: &str, b: &crate::payload::Payout) -> bool {
-        let start = b.period.start();
-        let died_before = |digest: &str| self.deaths.get(digest).is_some_and(|death| *death < start);
-        let members = &self.households[household].members;
-        let person = b.person_digest.as_ref().is_some_and(|p| died_before(p.as_str()));
-        let everyone = !members.is_empty() && members.keys().all(|digest| died_before(digest));
-        person || everyone
     }
 
     /// paid_before_notice: the longest roster notice recorded before this

@@ -349,7 +349,7 @@ impl<'a> Evaluation<'a> {
         for (id, household) in &projections.households {
             for payout in &household.payouts {
                 let t = self.thresholds.get(&payout.office, &payout.program);
-                self.payout_rules(id, payout, &t);
+                self.payout_rules(id, household, payout, &t);
             }
             self.duplicate_payouts(id, household);
             self.over_standard(id, household);
@@ -372,9 +372,24 @@ impl<'a> Evaluation<'a> {
         draft.details.push(detail);
     }
 
-    fn payout_rules(&mut self, household: &'a str, p: &PayoutEntry, t: &Thresholds) {
+    /// deceased_payee: the paid person, or every member at the payout's place
+    /// in ledger order, died (by the recorded date of death) before the
+    /// period started.
+    fn deceased(&self, household: &Household, p: &PayoutEntry) -> Option<String> {
+        let start = p.period.start();
+        let died_before = |digest: &str| self.projections.deaths.get(digest).filter(|death| **death < start);
+        if let Some(death) = p.person_digest.as_deref().and_then(died_before) {
+            return Some(format!("the paid person died on {death}, before the period started on {start}"));
+        }
+        let members = household.members_before(p.seq);
+        let deaths: Option<Vec<&Date>> = members.iter().map(|m| died_before(m)).collect();
+        let last = deaths.filter(|d| !d.is_empty())?.into_iter().max().copied()?;
+        Some(format!("every member had died (the last on {last}) before the period started on {start}"))
+    }
+
+    fn payout_rules(&mut self, id: &'a str, household: &Household, p: &PayoutEntry, t: &Thresholds) {
         let net = p.net_fen();
-        let ineligible = match p.standing {
+        let ineligible = match household.standing_on(p.at) {
             Standing::Enrolled => None,
             Standing::Removed { since } => Some(format!("the household was removed (清退) on {since}")),
             Standing::NotYetRegistered { registered } => {
@@ -388,20 +403,19 @@ impl<'a> Evaluation<'a> {
             }),
         };
         if let Some(why) = ineligible {
-            self.payout_case(Rule::IneligibleHousehold, household, p, net, why);
+            self.payout_case(Rule::IneligibleHousehold, id, p, net, why);
         }
-        if p.deceased {
-            let why = format!("the paid person or every member died before {}", p.period.start());
-            self.payout_case(Rule::DeceasedPayee, household, p, net, why);
+        if let Some(why) = self.deceased(household, p) {
+            self.payout_case(Rule::DeceasedPayee, id, p, net, why);
         }
         if !p.card_matches {
             let why = "paid to a card other than the household's bound card".to_string();
-            self.payout_case(Rule::CardMismatch, household, p, net, why);
+            self.payout_case(Rule::CardMismatch, id, p, net, why);
         }
         let late_days = p.period.end().days_until(p.at);
         if late_days > days(t.late_payout_days) {
             let why = format!("{late_days} days after the period ended on {}", p.period.end());
-            self.payout_case(Rule::LatePayout, household, p, net, why);
+            self.payout_case(Rule::LatePayout, id, p, net, why);
         }
         let noticed = p.notice_days.is_some_and(|d| u64::from(d) >= t.roster_notice_days_min);
         if !noticed {
@@ -411,7 +425,7 @@ impl<'a> Evaluation<'a> {
                     format!("the covering roster notice lasted {d} days, less than {}", t.roster_notice_days_min)
                 }
             };
-            self.payout_case(Rule::PaidBeforeNotice, household, p, net, why);
+            self.payout_case(Rule::PaidBeforeNotice, id, p, net, why);
         }
     }
 

@@ -300,7 +300,9 @@ fn ineligible_household() {
     // Goal: payouts to a household removed on or before the payout date, or
     // registered after it, or exited more than 1,825 days before, are
     // flagged; a removal dated later, an exit inside the transition period
-    // and a re-enrolment are not.
+    // and a re-enrolment are not. Status is a dated fact: the timeline of the
+    // whole chain counts, so a removal recorded after the payout but dated
+    // before it flags the payout too.
     let mut world = payout_world("2019-01-02", true);
     world.update("rm1", "H1", "2019-01-05", json!({"status": "removed", "reason": "清退"}));
     world.update("rm2", "H2", "2019-01-25", json!({"status": "removed", "reason": "清退"}));
@@ -313,6 +315,17 @@ fn ineligible_household() {
         world.payout(&format!("p-{household}"), "2019-01-20", household, "dibao", "2019-01", 30_000);
     }
     check("statuses", &world, &[("ineligible_household", "H1", &["p-H1"]), ("ineligible_household", "H9", &["p-H9"])]);
+    world.payout("p-H5", "2019-01-20", "H5", "dibao", "2019-01", 30_000);
+    world.update("rm5-late", "H5", "2019-01-15", json!({"status": "removed", "reason": "补录清退"}));
+    check(
+        "backdated removal",
+        &world,
+        &[
+            ("ineligible_household", "H1", &["p-H1"]),
+            ("ineligible_household", "H5", &["p-H5"]),
+            ("ineligible_household", "H9", &["p-H9"]),
+        ],
+    );
     let transition = |paid_on: &str| {
         let mut world = World::new();
         world.update("ex", "H1", "2019-01-01", json!({"status": "exited"}));
@@ -351,6 +364,23 @@ fn deceased_payee() {
     world.update("d2", "H9", "2019-04-10", json!({"deceased": [person("b9")]}));
     world.payout("all", "2019-05-20", "H9", "dibao", "2019-05", 30_000);
     check("every member", &world, &[("deceased_payee", "H9", &["named", "all"])]);
+    // Membership is as of the payout's place in ledger order; a death is a
+    // dated fact, counted even when recorded after the payout.
+    let mut world = payout_world("2019-01-02", true);
+    world.register("reg-H9", "H9", "2019-01-02", &["a9", "b9"], "H9");
+    world.notice("n9", COUNTY, "dibao", None, &["H9"], "2019-01-02", "2019-01-10");
+    world.update("leave", "H9", "2019-02-01", json!({"remove_members": [person("b9")]}));
+    world.payout("p", "2019-03-20", "H9", "dibao", "2019-03", 30_000);
+    world.update(
+        "back",
+        "H9",
+        "2019-03-25",
+        json!({"add_members": [{"person_digest": person("b9"), "name_masked": "李*"}]}),
+    );
+    world.payout("p2", "2019-04-20", "H9", "dibao", "2019-04", 30_000);
+    check("members before the payout", &world, &[]);
+    world.update("d", "H9", "2019-02-10", json!({"deceased": [person("a9")]}));
+    check("death recorded later", &world, &[("deceased_payee", "H9", &["p"])]);
 }
 
 #[test]
