@@ -8,6 +8,62 @@
 //! largest business date seen, so a replay gives the same flags.
 //! Never: does I/O, or puts a raw ID or card number in a message (the chain
 //! holds only digests; messages name cards and people by their masked forms).
+//!
+//! # Decisions where SPEC §7 is terse (pinned by vectors/rules where noted)
+//!
+//! Days are `from.days_until(to)` (calendar days between the dates); only a
+//! notice's length counts both ends (`to − from + 1`). Thresholds come from
+//! the policy of the acting office and program (see `policy`).
+//!
+//! - idle_funds: every lot still held with age ≥ `idle_days` as of the clock
+//!   is evidence (its crediting seq); high once the oldest reaches
+//!   `idle_severe_days`. Money at stake: those lots. (Vector: 365 fires, 364 not.)
+//! - stalled_pass_through: only central/province/prefecture accounts. Any
+//!   debit (transfer, reallocation, payout, expenditure) that consumes part
+//!   of a lot held > `pass_through_days` adds [lot seq, debit seq]; a lot
+//!   still held that long adds [lot seq]. (Vectors: `[credit, debit]` at 31
+//!   days, quiet at 30; `[credit]` when still held.)
+//! - off_tree_transfer, cross_program_diversion, forbidden_expenditure,
+//!   unlisted_project: one flag per event, evidence [its seq]. A project's
+//!   budget is compared with its own office's and program's spending on it,
+//!   net of refunds, as of the expenditure; money at stake is the part
+//!   beyond the budget.
+//! - ineligible_household: status is a dated fact: the latest change on or
+//!   before the payout's date over the whole chain (a removal recorded later
+//!   but dated earlier counts). Exit: more than `transition_days` after it.
+//! - deceased_payee: dates of death as recorded (earliest per person, over
+//!   the whole chain); "every member" means the members at the payout's
+//!   place in ledger order (SPEC), and needs at least one member.
+//! - card_mismatch: the card bound at the payout's place in ledger order.
+//! - duplicate_payout: same household, program and period, payouts refunded
+//!   in full left out; a partly refunded one still counts. Evidence: the
+//!   counted payouts. Money at stake: all but the first.
+//! - over_standard: a payout's amount as paid above `standard_fen`; or the
+//!   payouts of one program whose periods fall in one calendar year, net of
+//!   refunds, above `cap_fen_per_year` (evidence: those not refunded in
+//!   full). (Vector: a cap breach cites every payout of the year.)
+//! - shared_card / duplicate_person: judged whenever a binding, membership
+//!   or status changes; whenever two or more households not removed share
+//!   the card or person, their binding (registering, card-changing or
+//!   member-adding) events join the flag, which stays once raised (the
+//!   sharing happened). Money at stake: net payouts to those households.
+//! - outlier_payout: every payout of the same office, program and period
+//!   (this one included, amounts as paid); the median of an even count is
+//!   the mean of the two middle amounts.
+//! - structuring: expenditures to one payee whose amount is in [low%, high%)
+//!   of the threshold of its category (construction, goods, else services);
+//!   a window ends at each such expenditure and reaches back
+//!   `structuring_window_days` (dates at most that many days apart — the
+//!   vector fires at 30 days apart, quiet at 31); every member of a window
+//!   holding `structuring_count_min` or more is evidence.
+//! - late_payout: the payout's date more than `late_payout_days` after the
+//!   period's last day.
+//! - paid_before_notice: a roster notice recorded before the payout, by the
+//!   paying office or an ancestor, for the payout's program, with no period
+//!   or the payout's exact period, listing the household, ending before the
+//!   payout's date and lasting at least `roster_notice_days_min` days.
+//!
+//! Payout rules put each payout's net amount (after refunds) at stake.
 
 use crate::date::Date;
 use crate::encoding::flag_id;
