@@ -2,7 +2,7 @@
 //! vectors/balances.json), and the property that incremental projections
 //! always equal a full rebuild from the chain.
 
-mod support;
+mod world;
 
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -11,10 +11,10 @@ use sunledger::payload::parse_payload;
 use sunledger::policy::Policy;
 use sunledger::projection::{Projections, Replay};
 use sunledger::rules::evaluate;
-use support::{card, person, vector_view, World, COUNTY, OTHER_COUNTY, PREFECTURE, PROVINCE};
+use world::{card, person, vector_view, World, COUNTY, OTHER_COUNTY, PREFECTURE, PROVINCE};
 
 fn read_json(name: &str) -> Value {
-    let path = support::vectors().join(name);
+    let path = world::vectors().join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).expect("vector file")).expect("vector JSON")
 }
 
@@ -44,7 +44,7 @@ fn envelopes_reproduce_flags_and_balances() {
     // Goal: importing vectors/envelopes.jsonl (all accepted) gives exactly the
     // flags of vectors/flags.json (rule, subject, evidence, flag_id, review)
     // and the balances of vectors/balances.json, computed from the lots.
-    let (ledger, _directory) = support::import_file(&support::vectors().join("envelopes.jsonl"));
+    let (ledger, _directory) = world::import_file(&world::vectors().join("envelopes.jsonl"));
     assert_eq!(vector_flags(ledger.projections(), ledger.state()), read_json("flags.json"));
     assert_eq!(balances_from_projections(ledger.projections()), read_json("balances.json"));
     assert!(ledger.projections().balances_match(ledger.state()));
@@ -55,7 +55,7 @@ fn chain_records_replay_to_the_same_projections() {
     // Goal: a pure fold of vectors/chain.jsonl (records, no validation, no
     // event index) gives the flags and balances of the known answers and the
     // very projections the ledger built while importing the envelopes.
-    let text = std::fs::read_to_string(support::vectors().join("chain.jsonl")).expect("chain.jsonl");
+    let text = std::fs::read_to_string(world::vectors().join("chain.jsonl")).expect("chain.jsonl");
     let mut replay = Replay::default();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let record = sunledger::chain::parse_export_line(line.as_bytes()).expect("chain record");
@@ -64,7 +64,7 @@ fn chain_records_replay_to_the_same_projections() {
     }
     assert_eq!(vector_flags(&replay.projections, &replay.state), read_json("flags.json"));
     assert_eq!(balances_from_projections(&replay.projections), read_json("balances.json"));
-    let (ledger, _directory) = support::import_file(&support::vectors().join("envelopes.jsonl"));
+    let (ledger, _directory) = world::import_file(&world::vectors().join("envelopes.jsonl"));
     assert_eq!(&replay.projections, ledger.projections());
 }
 
@@ -250,8 +250,7 @@ fn incremental_projections_equal_a_full_rebuild_after_every_step() {
         let mut rng = Prng(seed);
         let mut world = World::new();
         let base = world.envelopes.len();
-        let mut memory =
-            Memory { households: support::BASE_HOUSEHOLDS.map(String::from).to_vec(), ..Memory::default() };
+        let mut memory = Memory { households: world::BASE_HOUSEHOLDS.map(String::from).to_vec(), ..Memory::default() };
         let directory = tempfile::tempdir().expect("temporary directory");
         let mut ledger = Ledger::open(directory.path()).expect("open");
         let lines: Vec<&[u8]> = world.envelopes.iter().map(|(_, b)| b.as_slice()).collect();
@@ -269,7 +268,7 @@ fn incremental_projections_equal_a_full_rebuild_after_every_step() {
             if step % 10 == 9 {
                 ledger.save_snapshot().expect("snapshot");
                 drop(ledger);
-                ledger = support::reopen(directory.path());
+                ledger = world::reopen(directory.path());
             }
             let (projections, flags) = rebuilt(&ledger);
             assert_eq!(&projections, ledger.projections(), "seed {seed} step {step}");
@@ -301,10 +300,10 @@ fn incremental_projections_equal_a_full_rebuild_after_every_step() {
 #[test]
 fn rebuild_command_reports_a_match() {
     // Goal: `rebuild` on an intact ledger (after snapshot and reopen) matches.
-    let (mut ledger, directory) = support::import_file(&support::vectors().join("envelopes.jsonl"));
+    let (mut ledger, directory) = world::import_file(&world::vectors().join("envelopes.jsonl"));
     ledger.save_snapshot().expect("snapshot");
     drop(ledger);
-    let ledger = support::reopen(directory.path());
+    let ledger = world::reopen(directory.path());
     assert_eq!(sunledger::report::rebuild(&ledger), Ok(0));
 }
 
@@ -330,7 +329,7 @@ fn cli_reports_over_the_vector_ledger() {
     let directory = tempfile::tempdir().expect("temporary directory");
     let data = directory.path().join("data");
     let data = data.to_str().expect("UTF-8 path");
-    let envelopes = support::vectors().join("envelopes.jsonl");
+    let envelopes = world::vectors().join("envelopes.jsonl");
     let (code, _, stderr) = sunledger(&["import", "--data", data, envelopes.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
 
@@ -408,7 +407,7 @@ fn rebuild_detects_a_tampered_snapshot() {
     // Goal: when the stored projections differ from the chain (a snapshot
     // edited behind the ledger's back: a review removed), `rebuild` reports a
     // mismatch naming the part, with exit code 1.
-    let (mut ledger, directory) = support::import_file(&support::vectors().join("envelopes.jsonl"));
+    let (mut ledger, directory) = world::import_file(&world::vectors().join("envelopes.jsonl"));
     ledger.save_snapshot().expect("snapshot");
     let mut snapshot: Value = serde_json::from_slice(&ledger.store().snapshot().unwrap().unwrap()).unwrap();
     assert_eq!(snapshot["projections"]["reviews"].as_object().map(|r| r.len()), Some(1));
@@ -420,7 +419,7 @@ fn rebuild_detects_a_tampered_snapshot() {
     };
     ledger.store().commit(group).expect("commit");
     drop(ledger);
-    let ledger = support::reopen(directory.path());
+    let ledger = world::reopen(directory.path());
     assert!(ledger.projections().reviews.is_empty());
     assert_eq!(sunledger::report::rebuild(&ledger), Ok(1));
 }

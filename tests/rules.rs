@@ -2,20 +2,20 @@
 //! positive and one near-miss case at each rule's boundary, review
 //! attachment, and the policy file.
 //!
-//! Each case builds a small ledger on top of `support::World` (genesis, a
+//! Each case builds a small ledger on top of `world::World` (genesis, a
 //! province → prefecture → county → village tree, programs, households
 //! H1–H8), imports it (every event must be accepted) and compares the
 //! complete set of flags — rule, subject and evidence (by event id) — so a
 //! case also fails when some other rule fires by accident.
 
-mod support;
+mod world;
 
 use serde_json::{json, Value};
 use sunledger::encoding::flag_id;
 use sunledger::payload::ReviewStatus;
 use sunledger::policy::{Policy, Thresholds, PARAMETERS};
 use sunledger::rules::{Flag, Rule, Severity};
-use support::{card, person, World, AUDITOR, BASE_DATE, BASE_HOUSEHOLDS, COUNTY, OTHER_COUNTY, PREFECTURE, PROVINCE};
+use world::{card, person, World, AUDITOR, BASE_DATE, BASE_HOUSEHOLDS, COUNTY, OTHER_COUNTY, PREFECTURE, PROVINCE};
 
 /// A flag expected: rule, subject (`card:L` / `person:L` name test digests),
 /// evidence as event ids.
@@ -89,7 +89,7 @@ fn rule_vector_files() {
     // raises exactly the flags of <rule>.flags.json (rule, subject, evidence,
     // flag_id) — the positive case fires, the near miss stays quiet, and no
     // other flag appears.
-    let directory = support::vectors().join("rules");
+    let directory = world::vectors().join("rules");
     let mut files = 0;
     for rule in Rule::ALL {
         let path = directory.join(format!("{}.jsonl", rule.name()));
@@ -97,10 +97,10 @@ fn rule_vector_files() {
             &std::fs::read_to_string(directory.join(format!("{}.flags.json", rule.name()))).unwrap(),
         )
         .unwrap();
-        let (ledger, _directory) = support::import_file(&path);
+        let (ledger, _directory) = world::import_file(&path);
         let flags = sunledger::rules::evaluate(ledger.projections(), ledger.state(), &Policy::default());
         let got: Vec<Value> =
-            serde_json::to_value(&flags).unwrap().as_array().unwrap().iter().map(support::vector_view).collect();
+            serde_json::to_value(&flags).unwrap().as_array().unwrap().iter().map(world::vector_view).collect();
         assert_eq!(Value::Array(got), expected, "{}", rule.name());
         assert!(flags.iter().any(|f| f.rule == rule), "{} does not fire in its own file", rule.name());
         files += 1;
