@@ -700,7 +700,7 @@ impl Projections {
         let chain = office_chain(state, payload.office.as_str());
         seqs.iter()
             .map(|seq| &self.roster_notices[seq])
-            .filter(|n| n.period.map_or(true, |period| period == b.period))
+            .filter(|n| n.period.is_none() || n.period == Some(b.period))
             .filter(|n| n.to < payload.at && chain.contains(&n.office.as_str()))
             .map(RosterNotice::days)
             .max()

@@ -72,7 +72,7 @@ pub fn flags(
         known_office(state, office)?;
     }
     let mut flags = evaluate(ledger.projections(), state, &policy);
-    flags.retain(|flag| rule.map_or(true, |r| flag.rule == r));
+    flags.retain(|flag| rule.is_none() || rule == Some(flag.rule));
     if let Some(office) = office {
         let mut offices_of_events = EventOffices::new(ledger);
         let mut kept = Vec::with_capacity(flags.len());
