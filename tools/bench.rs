@@ -38,20 +38,32 @@ fn event(id: String, kind: &str, office: &str, body: serde_json::Value) -> serde
 fn synthetic_chain(events: usize) -> Vec<String> {
     let root = ("root/k1".to_string(), key("root"));
     let log = key("log");
-    let offices = [("420000", "province", None, "420000"), ("422800", "prefecture", Some("420000"), "422800"), ("422822", "county", Some("422800"), "422822")];
+    let offices = [
+        ("420000", "province", None, "420000"),
+        ("422800", "prefecture", Some("420000"), "422800"),
+        ("422822", "county", Some("422800"), "422822"),
+    ];
     let offices: Vec<Office> = offices
         .iter()
-        .map(|(id, _, _, _)| Office { keys: [(format!("{id}/k1"), key(&format!("{id}/k1"))), (format!("{id}/k2"), key(&format!("{id}/k2")))] })
+        .map(|(id, _, _, _)| Office {
+            keys: [(format!("{id}/k1"), key(&format!("{id}/k1"))), (format!("{id}/k2"), key(&format!("{id}/k2")))],
+        })
         .collect();
     let mut lines = Vec::with_capacity(events + 8);
     let genesis = json!({"name": "bench", "root_keys": [{"key_id": "root/k1", "public_key": b64(root.1.verifying_key().as_bytes())}],
         "log_key": {"key_id": "log/k1", "public_key": b64(log.verifying_key().as_bytes())}, "currency": "CNY"});
     lines.push(signed(event("genesis".into(), "genesis", "root", genesis), std::slice::from_ref(&root)));
-    for (i, (id, level, parent, region)) in
-        [("420000", "province", None, "420000"), ("422800", "prefecture", Some("420000"), "422800"), ("422822", "county", Some("422800"), "422822")].iter().enumerate()
+    for (i, (id, level, parent, region)) in [
+        ("420000", "province", None, "420000"),
+        ("422800", "prefecture", Some("420000"), "422800"),
+        ("422822", "county", Some("422800"), "422822"),
+    ]
+    .iter()
+    .enumerate()
     {
         let keys: Vec<serde_json::Value> = offices[i].keys.iter().map(|(kid, k)| json!({"key_id": kid, "public_key": b64(k.verifying_key().as_bytes()), "roles": ["admin", "finance"]})).collect();
-        let body = json!({"office_id": id, "name": id, "level": level, "parent": parent, "region_code": region, "keys": keys});
+        let body =
+            json!({"office_id": id, "name": id, "level": level, "parent": parent, "region_code": region, "keys": keys});
         lines.push(signed(event(format!("o{i}"), "office_register", "root", body), std::slice::from_ref(&root)));
     }
     let program = json!({"program_id": "p", "name": "bench", "earmarked": false, "payee": "any", "period": "once"});
@@ -72,7 +84,9 @@ fn synthetic_chain(events: usize) -> Vec<String> {
             .chunks(chunk)
             .map(|part| {
                 let offices = &offices;
-                scope.spawn(move || part.iter().map(|(p, o)| signed(p.clone(), &offices[*o].keys[..1])).collect::<Vec<_>>())
+                scope.spawn(move || {
+                    part.iter().map(|(p, o)| signed(p.clone(), &offices[*o].keys[..1])).collect::<Vec<_>>()
+                })
             })
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
@@ -127,7 +141,11 @@ fn exact_rates(lines: &[String]) -> (f64, f64) {
         })
         .collect();
     let items: Vec<sunledger::crypto::VerifyItem<'_>> = (0..envelopes.len())
-        .map(|i| sunledger::crypto::VerifyItem { public_key: &keys[i], message: &messages[i], signature: &envelopes[i].signatures[0].signature })
+        .map(|i| sunledger::crypto::VerifyItem {
+            public_key: &keys[i],
+            message: &messages[i],
+            signature: &envelopes[i].signatures[0].signature,
+        })
         .collect();
     let started = Instant::now();
     assert!(sunledger::crypto::verify_many(&items).iter().all(|ok| *ok));
@@ -153,7 +171,11 @@ fn import(lines: &[String], dir: &std::path::Path) -> (f64, u64) {
     for chunk in lines.chunks(sunledger::ledger::GROUP_EVENTS_MAX) {
         let slices: Vec<&[u8]> = chunk.iter().map(|l| l.as_bytes()).collect();
         let outcomes = ledger.append_group(&slices, OnRejection::Stop).unwrap();
-        assert!(outcomes.iter().all(|o| matches!(o, Outcome::Appended { .. })), "{:?}", outcomes.iter().find(|o| !matches!(o, Outcome::Appended { .. })));
+        assert!(
+            outcomes.iter().all(|o| matches!(o, Outcome::Appended { .. })),
+            "{:?}",
+            outcomes.iter().find(|o| !matches!(o, Outcome::Appended { .. }))
+        );
     }
     ledger.save_snapshot().unwrap();
     let rate = lines.len() as f64 / started.elapsed().as_secs_f64();
@@ -167,7 +189,14 @@ fn verify(dir: &std::path::Path, events: usize) -> f64 {
     let mut prev = [0u8; 32];
     for record in ledger.store().records_from(0) {
         let record = record.unwrap();
-        sunledger::chain::export_line(&mut export, record.seq, &prev, record.recorded_at_ms, &record.envelope_bytes, &record.hash);
+        sunledger::chain::export_line(
+            &mut export,
+            record.seq,
+            &prev,
+            record.recorded_at_ms,
+            &record.envelope_bytes,
+            &record.hash,
+        );
         export.push(b'\n');
         prev = record.hash;
     }
@@ -193,7 +222,11 @@ fn reopen(dir: &std::path::Path) -> Duration {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let value = |flag: &str, default: usize| {
-        args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     let events = value("--events", 100_000);
     let repeats = value("--repeats", 3);
@@ -223,12 +256,30 @@ fn main() {
     println!("| raw batch verification, all cores | {ceiling:.0} sig/s | — | 1.00 |");
     let exact = median(exact);
     let strict = median(strict);
-    println!("| exact verification (`crypto::verify_many`), all cores | {exact:.0} sig/s | {ceiling:.0} | {:.2} |", exact / ceiling);
-    println!("| strict single verification (`verify_strict`), all cores | {strict:.0} sig/s | {ceiling:.0} | {:.2} |", strict / ceiling);
-    println!("| durable import (`Ledger::append_group`, groups of {}) | {import:.0} events/s | {ceiling:.0} | {:.2} |", sunledger::ledger::GROUP_EVENTS_MAX, import / ceiling);
+    println!(
+        "| exact verification (`crypto::verify_many`), all cores | {exact:.0} sig/s | {ceiling:.0} | {:.2} |",
+        exact / ceiling
+    );
+    println!(
+        "| strict single verification (`verify_strict`), all cores | {strict:.0} sig/s | {ceiling:.0} | {:.2} |",
+        strict / ceiling
+    );
+    println!(
+        "| durable import (`Ledger::append_group`, groups of {}) | {import:.0} events/s | {ceiling:.0} | {:.2} |",
+        sunledger::ledger::GROUP_EVENTS_MAX,
+        import / ceiling
+    );
     println!("| full verify of the export | {verify:.0} events/s | {ceiling:.0} | {:.2} |", verify / ceiling);
     println!("| reopen ({} events) | {:.1} ms | — | — |", lines.len(), median(reopens));
-    println!("| bytes on disk per event (sled, after import) | {:.0} B (envelope {envelope_bytes} B, {:.2}×) | — | — |", median(disks.clone()), median(disks) / envelope_bytes as f64);
+    println!(
+        "| bytes on disk per event (sled, after import) | {:.0} B (envelope {envelope_bytes} B, {:.2}×) | — | — |",
+        median(disks.clone()),
+        median(disks) / envelope_bytes as f64
+    );
     println!();
-    println!("events: {}, repeats: {repeats}, cores: {}", lines.len(), std::thread::available_parallelism().map_or(1, usize::from));
+    println!(
+        "events: {}, repeats: {repeats}, cores: {}",
+        lines.len(),
+        std::thread::available_parallelism().map_or(1, usize::from)
+    );
 }
