@@ -142,6 +142,11 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Write a deterministic synthetic ledger (合成账本) for tests, demos and benchmarks.
+    Generate {
+        #[command(subcommand)]
+        target: crate::generate::GenerateCommand,
+    },
 }
 
 /// Parses arguments and runs the command; returns the exit code.
@@ -176,6 +181,7 @@ pub fn run() -> i32 {
             open_existing(&data).and_then(|l| crate::report::summary(&l, office.as_deref(), json))
         }
         Command::Rebuild { data } => open_existing(&data).and_then(|l| crate::report::rebuild(&l)),
+        Command::Generate { target } => crate::generate::run_cli(target),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@ pub mod date;
 pub mod encoding;
 pub mod envelope;
 pub mod error;
+pub mod generate;
 pub mod keys;
 pub mod ledger;
 pub mod lines;
