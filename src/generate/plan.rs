@@ -370,8 +370,12 @@ impl World {
         }
     }
 
-    fn digest(&self, label: &str, secret: &str) -> String {
-        hex(&hmac_sha256(&self.pepper, format!("{label}:{secret}").as_bytes()))
+    /// HMAC-SHA256 under the pepper of a synthetic identity. `owner` names
+    /// the person or card slot uniquely, because synthetic numbers drawn at
+    /// random can collide (two people born the same day with the same
+    /// sequence digits), which would fake duplicate_person or shared_card.
+    fn digest(&self, label: &str, owner: &str, number: &str) -> String {
+        hex(&hmac_sha256(&self.pepper, format!("{label}:{owner}:{number}").as_bytes()))
     }
 
     /// Member `member` (0 = head): masked name and person digest.
@@ -381,7 +385,7 @@ impl World {
         };
         let mut head_rng = Rng::new(self.seed, &labels(0));
         let head_name = names::person_name(&mut head_rng, None);
-        let mut rng = Rng::new(self.seed, &labels(member));
+        let mut rng = if member == 0 { head_rng } else { Rng::new(self.seed, &labels(member)) };
         let year = self.calendar.start_year;
         let (name, birth_year) = match member {
             0 => (head_name.clone(), year - rng.between(30, 75) as i32),
@@ -390,21 +394,32 @@ impl World {
         };
         let region = &self.layout.counties[household.county].finance.region;
         let id_number = names::id_number(&mut rng, region, birth_year);
-        Member { person_digest: self.digest("person", &id_number), name_masked: names::mask_name(&name) }
+        let owner = format!("{}#{member}", household.id);
+        Member { person_digest: self.digest("person", &owner, &id_number), name_masked: names::mask_name(&name) }
     }
 
     /// Card `version` of a household (0 at registration, 1 after a change).
     fn card_of(&self, county: usize, village: usize, index: usize, version: u64) -> Card {
         let mut rng = Rng::new(self.seed, &[TAG_CARD, county as u64, village as u64, index as u64, version]);
         let (number, bank) = names::card_number(&mut rng);
-        Card { card_digest: self.digest("card", &number), card_masked: names::mask_card(&number), bank: bank.into() }
+        let owner = format!("{}#{version}", self.household_id(county, village, index));
+        Card {
+            card_digest: self.digest("card", &owner, &number),
+            card_masked: names::mask_card(&number),
+            bank: bank.into(),
+        }
     }
 
     /// A village cadre's own card (card_mismatch plant).
     fn cadre_card(&self, county: usize) -> Card {
         let mut rng = Rng::new(self.seed, &[TAG_CADRE_CARD, county as u64]);
         let (number, bank) = names::card_number(&mut rng);
-        Card { card_digest: self.digest("card", &number), card_masked: names::mask_card(&number), bank: bank.into() }
+        let owner = format!("cadre-{}", self.layout.counties[county].finance.id);
+        Card {
+            card_digest: self.digest("card", &owner, &number),
+            card_masked: names::mask_card(&number),
+            bank: bank.into(),
+        }
     }
 
     /// The card bound to the household on `day` of `month`.
@@ -1000,8 +1015,6 @@ impl<'w> CountyMonth<'w> {
 
     fn expenditure(&mut self, id: String, spend: Spend, fen: u64, day: u32) {
         let finance = &self.county().finance;
-        let year = self.calendar().year_of(self.month);
-        let doc_number = 100 + self.calendar().month_of_year(self.month);
         let (payee_id, payee_name) = spend.payee;
         self.drafts.push(Draft {
             id,
@@ -1015,10 +1028,17 @@ impl<'w> CountyMonth<'w> {
                 payee_name,
                 category: spend.category,
                 amount_fen: fen,
-                doc_ref: format!("{}财农〔{year}〕{doc_number}号", self.county().short_name.trim_end_matches('县')),
+                doc_ref: self.document_number(),
             },
             effect: Effect { debit: Some((spend.program, fen)), credit: None },
         });
+    }
+
+    /// The county bureau's document of the month, e.g. 建始财农〔2019〕105号.
+    fn document_number(&self) -> String {
+        let calendar = self.calendar();
+        let short = self.county().short_name.trim_end_matches('县');
+        format!("{short}财农〔{}〕{}号", calendar.year_of(self.month), 100 + calendar.month_of_year(self.month))
     }
 
     /// A payee of a planted expenditure: a cooperative or a car dealer.
@@ -1046,7 +1066,7 @@ impl<'w> CountyMonth<'w> {
                 from_program: PROGRAMS[from].id,
                 to_program: PROGRAMS[to].id,
                 amount_fen: fen,
-                doc_ref: format!("{}〔{}〕{tag}号", doc, self.calendar().year_of(self.month)),
+                doc_ref: format!("{}（{doc}）", self.document_number()),
             },
             effect: Effect { debit: Some((from, fen)), credit: Some((to, fen)) },
         });
