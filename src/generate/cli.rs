@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
 pub enum GenerateCommand {
-    /// A county-year (县级年度账本): 湖北省 → 恩施州 → 建始县 with its poverty
-    /// office (扶贫办) and audit office (审计局), villages, registered households
-    /// (建档立卡户), five programs (低保, 教育资助, 生态护林员, 产业扶贫, 以工代赈),
-    /// roster notices (公示) before every payout, projects (项目库), refunds and
-    /// household changes. --misuse plants one case of each misuse rule (疑点).
+    /// A county-year (县级年度账本), optionally with one planted case of each misuse rule.
+    ///
+    /// 湖北省 → 恩施州 → 建始县 with its poverty office (扶贫办) and audit office
+    /// (审计局), villages, registered households (建档立卡户), five programs (低保,
+    /// 教育资助, 生态护林员, 产业扶贫, 以工代赈), monthly funding passed down within
+    /// days, roster notices (公示) before every payout, projects in the project
+    /// library (项目库), refunds and household changes. --misuse plants one clear
+    /// case of each of the 17 misuse rules (疑点) and prints them.
     County {
         /// Where to write the DSSE envelopes, one per line, genesis first.
         #[arg(long)]
@@ -38,10 +41,15 @@ pub enum GenerateCommand {
         year: i32,
     },
     /// A province-scale ledger (省级账本) streamed in chain order, signed on all cores.
+    ///
+    /// Many clean county-years side by side (no planted cases), month by month
+    /// from January 2019; memory stays flat whatever the output size. Prints
+    /// the events written and the rate.
     Province {
         /// Where to write the DSSE envelopes, one per line, genesis first.
         #[arg(long)]
         out: PathBuf,
+        /// Seed: the same seed gives byte-identical output and keys.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Counties (县), ten to a prefecture (市州).
