@@ -204,18 +204,10 @@ fn same_seed_same_bytes_other_seed_other_bytes() {
     assert_eq!(keys_json(&first.keys), keys_json(&again.keys));
     assert_ne!(first.lines, other.lines);
     assert_ne!(keys_json(&first.keys), keys_json(&other.keys));
-    let misuse = county_year(3, CountyOptions { misuse: true, ..options });
-    assert_eq!(
-        misuse.planted,
-        county_year(
-            3,
-            CountyOptions {
-                misuse: true,
-                ..CountyOptions { villages: 4, households_per_village: 30, ..CountyOptions::default() }
-            }
-        )
-        .planted
-    );
+    let misuse = CountyOptions { misuse: true, ..options };
+    let (planted, planted_again) = (county_year(3, misuse.clone()), county_year(3, misuse));
+    assert_eq!(planted.lines, planted_again.lines);
+    assert_eq!(planted.planted, planted_again.planted);
 
     let small =
         ProvinceOptions { counties: 2, villages_per_county: 2, households_per_village: 5, months: 2, programs: 5 };

@@ -64,7 +64,12 @@ const DAY_YEAR_END_NOTICE: u32 = 27;
 const MONTH_OF_YEAR_AID: u32 = 4;
 const MONTH_OF_YEAR_RANGER: u32 = 12;
 const MONTH_OF_YEAR_REALLOCATE: u32 = 5;
+const MONTH_OF_YEAR_PROJECT_REGISTER: u32 = 1;
 const MONTH_OF_YEAR_PROJECT_REFUND: u32 = 11;
+const MONTH_OF_YEAR_INSTALLMENT_REFUNDED: u32 = 6;
+const MONTH_OF_YEAR_YEAR_END: u32 = 12;
+/// Share of a payment returned at settlement (工程结算审减).
+const SETTLEMENT_REFUND_PERCENT: u64 = 5;
 const INSTALLMENT_MONTHS_OF_YEAR: [u32; 3] = [3, 6, 9];
 /// 统筹整合: the county moves this much from industry to work relief each May.
 const INTEGRATION_FEN: u64 = 2_000_000;
@@ -222,6 +227,11 @@ impl Household {
             Fate::Plant(Plant::Deceased) => Some(DECEASED_MONTH + 1),
             _ => None,
         }
+    }
+
+    /// Whether this is the `plant` household and `month` is `planted_month`.
+    fn planted(&self, plant: Plant, month: u32, planted_month: u32) -> bool {
+        self.fate == Fate::Plant(plant) && month == planted_month
     }
 
     /// Listed and paid this month (payouts precede a removal on the 25th).
@@ -792,86 +802,88 @@ impl<'w> CountyMonth<'w> {
     }
 
     fn household_events(&mut self, household: &Household, rosters: &mut Rosters) {
-        let m = self.month;
-        let world = self.world;
         self.updates(household);
-        let plant = match household.fate {
-            Fate::Plant(plant) => Some(plant),
-            _ => None,
-        };
         if let Some(fen) = household.dibao_fen {
-            let on_roll =
-                household.on_roll(m) || (plant == Some(Plant::Ineligible) && m == INELIGIBLE_REMOVED_MONTH + 1);
-            let period = self.calendar().month_period(m);
-            if on_roll && !(plant == Some(Plant::Unnoticed) && m == UNNOTICED_MONTH) {
-                rosters.dibao.push(household.id.clone());
-            }
-            if on_roll && !(plant == Some(Plant::Late) && m == LATE_PERIOD_MONTH) {
-                let card = if plant == Some(Plant::CardMismatch) && m == CARD_MISMATCH_MONTH {
-                    world.cadre_card(household.county)
-                } else {
-                    world.card_at(household, m, DAY_DIBAO)
-                };
-                let id = self.payout(household, Pay { program: DIBAO, period, fen, day: DAY_DIBAO, card }, "");
-                if household.fate == (Fate::CardChange { month: m, bounced: true }) {
-                    self.refund(id, DIBAO, fen, DAY_BOUNCE_REFUND, "退票：原卡已销户，资金退回");
-                    let new_card = world.card_of(household.county, household.village, household.index, 1);
-                    let body = Body::HouseholdUpdate {
-                        household_id: household.id.clone(),
-                        status: None,
-                        reason: Some("换卡：原卡销户".into()),
-                        deceased: None,
-                        card: Some(new_card.clone()),
-                        add_members: None,
-                    };
-                    self.update(household, DAY_BOUNCE_NEW_CARD, body);
-                    self.payout(
-                        household,
-                        Pay { program: DIBAO, period, fen, day: DAY_BOUNCE_REPAY, card: new_card },
-                        "-r",
-                    );
-                }
-            }
-            if plant == Some(Plant::DuplicatePayout) && m == DUPLICATE_PAYOUT_MONTH {
-                let card = world.card_at(household, m, DUPLICATE_PAYOUT_DAY);
-                self.payout(household, Pay { program: DIBAO, period, fen, day: DUPLICATE_PAYOUT_DAY, card }, "-2");
-            }
-            if plant == Some(Plant::Late) && m == LATE_PAID_MONTH {
-                let late_period = self.calendar().month_period(LATE_PERIOD_MONTH);
-                let card = world.card_at(household, m, LATE_PAID_DAY);
-                self.payout(household, Pay { program: DIBAO, period: late_period, fen, day: LATE_PAID_DAY, card }, "");
-            }
+            self.dibao(household, fen, rosters);
         }
-        let month_of_year = self.calendar().month_of_year(m);
-        let year = self.calendar().year_of(m);
+        let m = self.month;
+        let calendar = *self.calendar();
+        let (year, month_of_year) = (calendar.year_of(m), calendar.month_of_year(m));
         if household.edu && month_of_year % 3 == 1 && household.on_roll(m) {
             rosters.edu.push(household.id.clone());
-            let fen = if plant == Some(Plant::OverStandard) && m == OVER_STANDARD_MONTH {
+            let fen = if household.planted(Plant::OverStandard, m, OVER_STANDARD_MONTH) {
                 OVER_STANDARD_FEN
             } else {
                 PROGRAMS[EDU].standard_fen.expect("edu has a standard")
             };
-            let card = world.card_at(household, m, DAY_EDU);
             let period = Period::Quarter(year, month_of_year.div_ceil(3));
-            self.payout(household, Pay { program: EDU, period, fen, day: DAY_EDU, card }, "");
+            self.pay(household, EDU, period, fen, DAY_EDU);
         }
         if let Some(fen) = household.aid_fen {
-            if self.calendar().yearly_month(m, MONTH_OF_YEAR_AID) && household.on_roll(m) {
+            if calendar.yearly_month(m, MONTH_OF_YEAR_AID) && household.on_roll(m) {
                 rosters.aid.push(household.id.clone());
-                let card = world.card_at(household, m, DAY_AID);
-                self.payout(
-                    household,
-                    Pay { program: INDUSTRY, period: Period::Year(year), fen, day: DAY_AID, card },
-                    "",
-                );
+                self.pay(household, INDUSTRY, Period::Year(year), fen, DAY_AID);
             }
         }
-        if household.ranger && self.calendar().yearly_month(m, MONTH_OF_YEAR_RANGER) && household.on_roll(m) {
+        if household.ranger && calendar.yearly_month(m, MONTH_OF_YEAR_RANGER) && household.on_roll(m) {
             rosters.ranger.push(household.id.clone());
             let fen = PROGRAMS[RANGER].standard_fen.expect("ranger has a standard");
-            let card = world.card_at(household, m, DAY_RANGER);
-            self.payout(household, Pay { program: RANGER, period: Period::Year(year), fen, day: DAY_RANGER, card }, "");
+            self.pay(household, RANGER, Period::Year(year), fen, DAY_RANGER);
         }
+    }
+
+    /// A payout to the card bound on that day.
+    fn pay(&mut self, household: &Household, program: usize, period: Period, fen: u64, day: u32) -> String {
+        let card = self.world.card_at(household, self.month, day);
+        self.payout(household, Pay { program, period, fen, day, card }, "")
+    }
+
+    /// 低保 of the month: roster entry, payout, and the planted variations.
+    fn dibao(&mut self, household: &Household, fen: u64, rosters: &mut Rosters) {
+        let m = self.month;
+        let world = self.world;
+        let period = self.calendar().month_period(m);
+        let on_roll = household.on_roll(m) || household.planted(Plant::Ineligible, m, INELIGIBLE_REMOVED_MONTH + 1);
+        if on_roll && !household.planted(Plant::Unnoticed, m, UNNOTICED_MONTH) {
+            rosters.dibao.push(household.id.clone());
+        }
+        if on_roll && !household.planted(Plant::Late, m, LATE_PERIOD_MONTH) {
+            if household.planted(Plant::CardMismatch, m, CARD_MISMATCH_MONTH) {
+                let card = world.cadre_card(household.county);
+                self.payout(household, Pay { program: DIBAO, period, fen, day: DAY_DIBAO, card }, "");
+            } else {
+                let id = self.pay(household, DIBAO, period, fen, DAY_DIBAO);
+                if household.fate == (Fate::CardChange { month: m, bounced: true }) {
+                    self.bounced(household, id, period, fen);
+                }
+            }
+        }
+        if household.planted(Plant::DuplicatePayout, m, DUPLICATE_PAYOUT_MONTH) {
+            let card = world.card_at(household, m, DUPLICATE_PAYOUT_DAY);
+            self.payout(household, Pay { program: DIBAO, period, fen, day: DUPLICATE_PAYOUT_DAY, card }, "-2");
+        }
+        if household.planted(Plant::Late, m, LATE_PAID_MONTH) {
+            let late_period = self.calendar().month_period(LATE_PERIOD_MONTH);
+            self.pay(household, DIBAO, late_period, fen, LATE_PAID_DAY);
+        }
+    }
+
+    /// The bank returns a payout (old card closed): refund in full, bind the
+    /// new card, pay again to it.
+    fn bounced(&mut self, household: &Household, payout_id: String, period: Period, fen: u64) {
+        self.refund(payout_id, DIBAO, fen, DAY_BOUNCE_REFUND, "退票：原卡已销户，资金退回");
+        let new_card = self.world.card_of(household.county, household.village, household.index, 1);
+        let body = Body::HouseholdUpdate {
+            household_id: household.id.clone(),
+            status: None,
+            reason: Some("换卡：原卡销户".into()),
+            deceased: None,
+            card: Some(new_card.clone()),
+            add_members: None,
+        };
+        self.update(household, DAY_BOUNCE_NEW_CARD, body);
+        let pay = Pay { program: DIBAO, period, fen, day: DAY_BOUNCE_REPAY, card: new_card };
+        self.payout(household, pay, "-r");
     }
 
     fn roster_notices(&mut self, village: usize, rosters: Rosters) {
@@ -943,73 +955,93 @@ impl<'w> CountyMonth<'w> {
         });
     }
 
+    /// Project library events of the month: registrations (January; the
+    /// planted contract in September), installments, the settlement refund,
+    /// the May reallocation and the year-end notices.
     fn projects(&mut self) {
-        let m = self.month;
         let calendar = *self.calendar();
-        let (year, month_of_year) = (calendar.year_of(m), calendar.month_of_year(m));
+        let (year, month_of_year) = (calendar.year_of(self.month), calendar.month_of_year(self.month));
         let projects = self.world.projects(self.county, year);
-        let finance = &self.county().finance;
-        let register_month =
-            |p: &Project| if p.planted { calendar.month_of_year(STRUCTURING_REGISTER_MONTH) } else { 1 };
-        for program in [INDUSTRY, WORKRELIEF] {
-            let registered: Vec<&Project> =
-                projects.iter().filter(|p| p.program == program && register_month(p) == month_of_year).collect();
-            for project in &registered {
-                self.drafts.push(Draft {
-                    id: format!("proj-{}", project.id),
-                    office: finance.id.clone(),
-                    at: self.date(DAY_PROJECT_REGISTER),
-                    signers: vec![finance.key1()],
-                    body: Body::ProjectRegister {
-                        project_id: project.id.clone(),
-                        program: PROGRAMS[program].id,
-                        name: project.name.clone(),
-                        budget_fen: project.budget_fen,
-                        location: project.village.clone(),
-                    },
-                    effect: Effect::default(),
-                });
+        let register_month = |p: &Project| {
+            if p.planted {
+                calendar.month_of_year(STRUCTURING_REGISTER_MONTH)
+            } else {
+                MONTH_OF_YEAR_PROJECT_REGISTER
             }
-            if !registered.is_empty() {
-                let ids = registered.iter().map(|p| p.id.clone()).collect();
-                let notice_id = format!("{}-{}-projects-{}", finance.id, PROGRAMS[program].id, calendar.tag(m));
-                let days = (DAY_PROJECT_REGISTER, DAY_PROJECT_REGISTER + PROJECT_NOTICE_DAYS as u32);
-                self.notice(notice_id, program, None, None, Some(ids), days);
-            }
-        }
+        };
+        let registered: Vec<&Project> = projects.iter().filter(|p| register_month(p) == month_of_year).collect();
+        self.register_projects(&registered);
         for project in &projects {
-            for (k, (installment_month, fen, category)) in project.installments.iter().enumerate() {
-                if *installment_month != month_of_year {
-                    continue;
-                }
-                let day = if project.planted { STRUCTURING_PAYMENTS[k].0 } else { DAY_EXPENDITURE + k as u32 % 3 };
-                let id = format!("exp-{}-{}", project.id, k + 1);
-                let payee = (project.payee_id.clone(), project.payee_name.clone());
-                let spend = Spend { program: project.program, project_id: Some(project.id.clone()), payee, category };
-                self.expenditure(id, spend, *fen, day);
-            }
+            self.installments(project, month_of_year);
         }
         if month_of_year == MONTH_OF_YEAR_PROJECT_REFUND {
-            if let Some(project) = projects.iter().find(|p| p.program == INDUSTRY) {
-                if let Some(k) = project.installments.iter().position(|(m, _, _)| *m == 6) {
-                    let fen = round_up(project.installments[k].1 / 20, 100);
-                    let ref_event = format!("exp-{}-{}", project.id, k + 1);
-                    self.refund(ref_event, INDUSTRY, fen, DAY_PROJECT_REFUND, "工程结算审减，退回多付款");
-                }
-            }
+            self.settlement_refund(&projects);
         }
         if month_of_year == MONTH_OF_YEAR_REALLOCATE && self.world.has(WORKRELIEF) {
             self.reallocate(INDUSTRY, WORKRELIEF, INTEGRATION_FEN, DAY_REALLOCATE, "统筹整合使用财政涉农资金");
         }
-        if month_of_year == 12 {
-            for program in [INDUSTRY, WORKRELIEF] {
-                let ids: Vec<String> = projects.iter().filter(|p| p.program == program).map(|p| p.id.clone()).collect();
-                if !ids.is_empty() {
-                    let notice_id = format!("{}-{}-projects-{year}-final", finance.id, PROGRAMS[program].id);
-                    let days = (DAY_YEAR_END_NOTICE, DAY_YEAR_END_NOTICE + PROJECT_NOTICE_DAYS as u32);
-                    self.notice(notice_id, program, None, None, Some(ids), days);
-                }
+        if month_of_year == MONTH_OF_YEAR_YEAR_END {
+            let all: Vec<&Project> = projects.iter().collect();
+            self.project_notices(&all, &format!("{year}-final"), DAY_YEAR_END_NOTICE);
+        }
+    }
+
+    fn register_projects(&mut self, projects: &[&Project]) {
+        let finance = &self.county().finance;
+        for project in projects {
+            self.drafts.push(Draft {
+                id: format!("proj-{}", project.id),
+                office: finance.id.clone(),
+                at: self.date(DAY_PROJECT_REGISTER),
+                signers: vec![finance.key1()],
+                body: Body::ProjectRegister {
+                    project_id: project.id.clone(),
+                    program: PROGRAMS[project.program].id,
+                    name: project.name.clone(),
+                    budget_fen: project.budget_fen,
+                    location: project.village.clone(),
+                },
+                effect: Effect::default(),
+            });
+        }
+        let tag = self.calendar().tag(self.month);
+        self.project_notices(projects, &tag, DAY_PROJECT_REGISTER);
+    }
+
+    /// One notice per program listing `projects`, from `day` for 11 days.
+    fn project_notices(&mut self, projects: &[&Project], label: &str, day: u32) {
+        let county_id = self.county().finance.id.clone();
+        for program in [INDUSTRY, WORKRELIEF] {
+            let ids: Vec<String> = projects.iter().filter(|p| p.program == program).map(|p| p.id.clone()).collect();
+            if !ids.is_empty() {
+                let notice_id = format!("{county_id}-{}-projects-{label}", PROGRAMS[program].id);
+                let days = (day, day + PROJECT_NOTICE_DAYS as u32);
+                self.notice(notice_id, program, None, None, Some(ids), days);
             }
+        }
+    }
+
+    fn installments(&mut self, project: &Project, month_of_year: u32) {
+        for (k, (installment_month, fen, category)) in project.installments.iter().enumerate() {
+            if *installment_month != month_of_year {
+                continue;
+            }
+            let day = if project.planted { STRUCTURING_PAYMENTS[k].0 } else { DAY_EXPENDITURE + k as u32 % 3 };
+            let id = format!("exp-{}-{}", project.id, k + 1);
+            let payee = (project.payee_id.clone(), project.payee_name.clone());
+            let spend = Spend { program: project.program, project_id: Some(project.id.clone()), payee, category };
+            self.expenditure(id, spend, *fen, day);
+        }
+    }
+
+    /// 5% of the first industry project's June payment comes back at settlement.
+    fn settlement_refund(&mut self, projects: &[Project]) {
+        let Some(project) = projects.iter().find(|p| p.program == INDUSTRY) else { return };
+        let refunded = project.installments.iter().position(|(m, _, _)| *m == MONTH_OF_YEAR_INSTALLMENT_REFUNDED);
+        if let Some(k) = refunded {
+            let fen = round_up(project.installments[k].1 * SETTLEMENT_REFUND_PERCENT / 100, 100);
+            let ref_event = format!("exp-{}-{}", project.id, k + 1);
+            self.refund(ref_event, INDUSTRY, fen, DAY_PROJECT_REFUND, "工程结算审减，退回多付款");
         }
     }
 
