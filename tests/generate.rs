@@ -250,6 +250,42 @@ fn small_province_imports_with_zero_rejections() {
     verify_export(&ledger);
 }
 
+/// A writer that fails once it has taken `limit` bytes (a full disk).
+struct FailingWriter {
+    written: usize,
+    limit: usize,
+}
+
+impl std::io::Write for FailingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.written + buf.len() > self.limit {
+            return Err(std::io::Error::other("disk full"));
+        }
+        self.written += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn province_reports_a_failing_writer() {
+    // Goal: a write error mid-run comes back as the error (the pipeline
+    // stops its sealing stage instead of hanging or panicking); options out
+    // of range are refused before anything is written.
+    let options =
+        ProvinceOptions { counties: 2, villages_per_county: 5, households_per_village: 40, months: 6, programs: 5 };
+    let mut sink = FailingWriter { written: 0, limit: 500_000 };
+    let error = province(1, options, &mut sink).unwrap_err();
+    assert_eq!(error.to_string(), "disk full");
+    let bad = ProvinceOptions { months: 0, ..ProvinceOptions::default() };
+    let mut empty = Vec::new();
+    assert_eq!(province(1, bad, &mut empty).unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    assert!(empty.is_empty());
+}
+
 #[test]
 fn generated_personal_data_is_digested_and_masked() {
     // Goal: no raw ID or card numbers: digests are 64 lowercase hex, cards

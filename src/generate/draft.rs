@@ -206,7 +206,8 @@ struct Event<'a> {
     body: &'a Body,
 }
 
-/// The keys a generated ledger uses, derived from the seed on first use.
+/// The keys a generated ledger uses, derived from the seed before the first
+/// event so that sealing threads can share it read-only.
 #[derive(Default)]
 pub struct Keyring {
     keys: HashMap<String, SigningKey>,
@@ -214,25 +215,24 @@ pub struct Keyring {
 }
 
 impl Keyring {
-    /// The key of `key_id`, derived now if it is new.
-    pub fn key(&mut self, seed: u64, key_id: &str) -> &SigningKey {
+    /// Derives the key of `key_id` (once; later calls keep the first).
+    pub fn derive(&mut self, seed: u64, key_id: &str) {
         if !self.keys.contains_key(key_id) {
             self.keys.insert(key_id.to_string(), super::random::signing_key(seed, key_id));
             self.order.push(key_id.to_string());
         }
-        &self.keys[key_id]
     }
 
     /// Base64 of the public key of `key_id`.
-    pub fn public_key(&mut self, seed: u64, key_id: &str) -> String {
-        base64_encode(self.key(seed, key_id).verifying_key().as_bytes())
+    pub fn public_key(&self, key_id: &str) -> String {
+        base64_encode(self.get(key_id).verifying_key().as_bytes())
     }
 
     fn get(&self, key_id: &str) -> &SigningKey {
-        self.keys.get(key_id).unwrap_or_else(|| panic!("draft signed by {key_id}, a key never registered"))
+        self.keys.get(key_id).unwrap_or_else(|| panic!("key {key_id} was never derived"))
     }
 
-    /// Every key, in the order first used.
+    /// Every key, in the order derived.
     pub fn into_list(mut self) -> Vec<(String, SigningKey)> {
         self.order.iter().map(|id| (id.clone(), self.keys.remove(id).expect("ordered keys exist"))).collect()
     }

@@ -30,7 +30,7 @@ pub use cli::{run_cli, GenerateCommand};
 pub use world::{COUNTIES_MAX, PROGRAMS, VILLAGES_PER_COUNTY_MAX};
 
 use ed25519_dalek::SigningKey;
-use engine::{Engine, LineSink};
+use engine::LineSink;
 use plan::World;
 use std::io::{self, Write};
 use world::{Calendar, Layout, PROGRAM_COUNT};
@@ -201,7 +201,7 @@ pub fn county_year(seed: u64, options: CountyOptions) -> Generated {
         misuse: options.misuse,
     };
     let mut sink = Collect(Vec::new());
-    let (events, keyring) = Engine::run(&world, &mut sink).expect("collecting lines cannot fail");
+    let (events, keyring) = engine::run(&world, &mut sink).expect("collecting lines cannot fail");
     assert_eq!(events as usize, sink.0.len());
     let county = &world.layout.counties[0];
     Generated {
@@ -236,7 +236,7 @@ pub fn province(seed: u64, options: ProvinceOptions, sink: &mut dyn Write) -> io
         misuse: false,
     };
     let mut stream = Stream { writer: io::BufWriter::with_capacity(1 << 20, sink) };
-    let (events, keyring) = Engine::run(&world, &mut stream)?;
+    let (events, keyring) = engine::run(&world, &mut stream)?;
     stream.writer.flush()?;
     Ok(ProvinceSummary {
         ledger_id: world.ledger_id,

@@ -1169,7 +1169,29 @@ struct Spend {
 pub struct Setup;
 
 impl Setup {
-    pub fn genesis(world: &World, keyring: &mut Keyring) -> Vec<Draft> {
+    /// Every key of the run, in registration order: root, log, then each
+    /// office's keys as its `office_register` lists them.
+    pub fn keyring(world: &World) -> Keyring {
+        let mut keyring = Keyring::default();
+        keyring.derive(world.seed, "root/k1");
+        keyring.derive(world.seed, "log/k1");
+        let layout = &world.layout;
+        let mut offices: Vec<&Office> = vec![&layout.province];
+        offices.extend(&layout.prefectures);
+        for county in &layout.counties {
+            offices.extend([&county.finance, &county.poverty, &county.audit]);
+            offices.extend(&county.townships);
+            offices.extend(county.villages.iter().map(|(village, _)| village));
+        }
+        for office in offices {
+            for (key_id, _) in office.keys() {
+                keyring.derive(world.seed, &key_id);
+            }
+        }
+        keyring
+    }
+
+    pub fn genesis(world: &World, keyring: &Keyring) -> Vec<Draft> {
         let seed = world.seed;
         let at = world.calendar.setup_date(1);
         let mut drafts = vec![Draft {
@@ -1179,8 +1201,8 @@ impl Setup {
             signers: vec!["root/k1".into()],
             body: Body::Genesis {
                 name: format!("湖北省扶贫资金账本（合成数据，种子 {seed}）"),
-                root_keys: vec![NamedKey { key_id: "root/k1".into(), public_key: keyring.public_key(seed, "root/k1") }],
-                log_key: NamedKey { key_id: "log/k1".into(), public_key: keyring.public_key(seed, "log/k1") },
+                root_keys: vec![NamedKey { key_id: "root/k1".into(), public_key: keyring.public_key("root/k1") }],
+                log_key: NamedKey { key_id: "log/k1".into(), public_key: keyring.public_key("log/k1") },
                 currency: "CNY",
             },
             effect: Effect::default(),
@@ -1211,11 +1233,11 @@ impl Setup {
     }
 
     /// An `office_register` signed by root (no parent) or the parent's admin key.
-    pub fn office(world: &World, keyring: &mut Keyring, office: &Office, parent: Option<&Office>) -> Draft {
+    pub fn office(world: &World, keyring: &Keyring, office: &Office, parent: Option<&Office>) -> Draft {
         let keys = office
             .keys()
             .into_iter()
-            .map(|(key_id, roles)| KeyGrant { public_key: keyring.public_key(world.seed, &key_id), key_id, roles })
+            .map(|(key_id, roles)| KeyGrant { public_key: keyring.public_key(&key_id), key_id, roles })
             .collect();
         let (acting, signer) = match parent {
             None => ("root".to_string(), "root/k1".to_string()),
@@ -1241,7 +1263,7 @@ impl Setup {
 
     /// A county's offices (finance bureau, poverty office, audit office,
     /// townships, villages), then its households.
-    pub fn county(world: &World, keyring: &mut Keyring, county: usize) -> Vec<Draft> {
+    pub fn county(world: &World, keyring: &Keyring, county: usize) -> Vec<Draft> {
         let c = &world.layout.counties[county];
         let prefecture = &world.layout.prefectures[c.prefecture];
         let mut drafts = vec![
