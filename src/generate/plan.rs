@@ -5,7 +5,8 @@
 //! project or event is a pure function of (seed, county, village, index,
 //! month), so a province streams month by month without remembering
 //! households, and a county-year with `misuse` differs from the clean one only
-//! in its planted cases. Every clean choice stays clear of each SPEC §7 rule's
+//! in its planted cases (12 households take planted roles, and a few county
+//! and province events are added). Every clean choice stays clear of each SPEC §7 rule's
 //! boundary (tools/generate.md gives the reasoning rule by rule).
 
 use super::draft::{Body, Card, Draft, Effect, KeyGrant, Keyring, Member, NamedKey};
@@ -45,8 +46,9 @@ const DAY_NOTICE_TO: u32 = 10;
 const DAY_CARD_CHANGE: u32 = 8;
 const DAY_REALLOCATE: u32 = 8;
 const DAY_PROJECT_REGISTER: u32 = 10;
-/// Project notices last 11 days (SPEC §9 asks 10 for projects).
-const PROJECT_NOTICE_DAYS: i32 = 10;
+/// A project notice runs from its day to 10 days later: 11 calendar days
+/// (SPEC §9 asks at least 10 for projects).
+const PROJECT_NOTICE_SPAN_DAYS: u32 = 10;
 const DAY_MEMBER_CHANGE: u32 = 12;
 const DAY_DIBAO: u32 = 15;
 const DAY_EDU: u32 = 16;
@@ -90,41 +92,41 @@ const CLEAN_SHARE_OF_THRESHOLD_PERCENT: u64 = 80;
 
 // The planted cases of a county-year with misuse. Months are month indexes
 // of the run (0 = January).
-pub const INELIGIBLE_REMOVED_MONTH: u32 = 4;
-pub const DECEASED_MONTH: u32 = 6;
-pub const DUPLICATE_PAYOUT_MONTH: u32 = 8;
+const INELIGIBLE_REMOVED_MONTH: u32 = 4;
+const DECEASED_MONTH: u32 = 6;
+const DUPLICATE_PAYOUT_MONTH: u32 = 8;
 const DUPLICATE_PAYOUT_DAY: u32 = 25;
-pub const OVER_STANDARD_MONTH: u32 = 6;
+const OVER_STANDARD_MONTH: u32 = 6;
 const OVER_STANDARD_FEN: u64 = 80_000;
-pub const SHARED_CARD_MONTH: u32 = 2;
-pub const CARD_MISMATCH_MONTH: u32 = 9;
-pub const DUPLICATE_PERSON_MONTH: u32 = 3;
+const SHARED_CARD_MONTH: u32 = 2;
+const CARD_MISMATCH_MONTH: u32 = 9;
+const DUPLICATE_PERSON_MONTH: u32 = 3;
 /// Above 5 × the largest possible median of clean aid payouts (5 × 300,000).
 const OUTLIER_FEN: u64 = 1_800_000;
-pub const LATE_PERIOD_MONTH: u32 = 2;
-pub const LATE_PAID_MONTH: u32 = 4;
+const LATE_PERIOD_MONTH: u32 = 2;
+const LATE_PAID_MONTH: u32 = 4;
 /// 6 May for March: 36 days after the period ends (SPEC §7: > 30).
 const LATE_PAID_DAY: u32 = 6;
-pub const UNNOTICED_MONTH: u32 = 10;
-pub const CROSS_PROGRAM_MONTH: u32 = 5;
+const UNNOTICED_MONTH: u32 = 10;
+const CROSS_PROGRAM_MONTH: u32 = 5;
 const CROSS_PROGRAM_FEN: u64 = 10_000_000;
-pub const FORBIDDEN_MONTH: u32 = 6;
+const FORBIDDEN_MONTH: u32 = 6;
 const FORBIDDEN_FEN: u64 = 18_000_000;
 const FORBIDDEN_DAY: u32 = 21;
-pub const OFF_TREE_MONTH: u32 = 7;
+const OFF_TREE_MONTH: u32 = 7;
 const OFF_TREE_FEN: u64 = 5_000_000;
 const OFF_TREE_DAY: u32 = 9;
-pub const UNLISTED_MONTH: u32 = 7;
+const UNLISTED_MONTH: u32 = 7;
 const UNLISTED_FEN: u64 = 3_000_000;
 const UNLISTED_DAY: u32 = 21;
-pub const STRUCTURING_REGISTER_MONTH: u32 = 8;
-pub const STRUCTURING_MONTH: u32 = 9;
+const STRUCTURING_REGISTER_MONTH: u32 = 8;
+const STRUCTURING_MONTH: u32 = 9;
 /// Each in [90%, 100%) of the services threshold, within 21 days.
 const STRUCTURING_PAYMENTS: [(u32, u64); 3] = [(5, 95_000_000), (14, 96_500_000), (26, 98_000_000)];
 const STRUCTURING_BUDGET_FEN: u64 = 300_000_000;
-pub const STALLED_MONTH: u32 = 8;
+const STALLED_MONTH: u32 = 8;
 const STALLED_DAY: u32 = 6;
-pub const STALLED_RELEASE_MONTH: u32 = 9;
+const STALLED_RELEASE_MONTH: u32 = 9;
 /// 20 October for money received 7 September: 43 days at the prefecture.
 const STALLED_RELEASE_DAY: u32 = 20;
 const STALLED_FEN: u64 = 10_000_000;
@@ -1015,7 +1017,7 @@ impl<'w> CountyMonth<'w> {
             let ids: Vec<String> = projects.iter().filter(|p| p.program == program).map(|p| p.id.clone()).collect();
             if !ids.is_empty() {
                 let notice_id = format!("{county_id}-{}-projects-{label}", PROGRAMS[program].id);
-                let days = (day, day + PROJECT_NOTICE_DAYS as u32);
+                let days = (day, day + PROJECT_NOTICE_SPAN_DAYS);
                 self.notice(notice_id, program, None, None, Some(ids), days);
             }
         }
