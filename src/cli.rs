@@ -189,6 +189,11 @@ enum Command {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Write a deterministic synthetic ledger (合成账本) for tests, demos and benchmarks.
+    Generate {
+        #[command(subcommand)]
+        target: crate::generate::GenerateCommand,
+    },
     #[command(flatten)]
     Bureau(crate::bureau::BureauCommand),
 }
@@ -265,6 +270,7 @@ pub fn run() -> i32 {
         }
         Command::Rebuild { data } => open_existing(&data).and_then(|l| crate::report::rebuild(&l)),
         Command::Bureau(command) => crate::bureau::run(command),
+        Command::Generate { target } => crate::generate::run_cli(target),
     };
     match result {
         Ok(code) => code,

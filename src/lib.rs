@@ -12,6 +12,7 @@ pub mod encoding;
 pub mod envelope;
 pub mod error;
 pub mod fuzz_entry;
+pub mod generate;
 pub mod http_client;
 pub mod keys;
 pub mod ledger;
