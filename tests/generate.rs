@@ -59,6 +59,7 @@ fn import(dir: &std::path::Path, lines: &[String]) -> Ledger {
                     payload_of(&group[i])
                 ),
                 Outcome::Repeated { seq, .. } => panic!("line {number} repeats seq {seq}"),
+                Outcome::Skipped => panic!("line {number} skipped"),
             }
         }
         assert_eq!(outcomes.len(), group.len());
