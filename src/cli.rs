@@ -410,36 +410,99 @@ impl Progress {
     }
 }
 
-fn import(data: &Path, keep_going: bool, file: &Path) -> CommandResult {
-    let input = std::fs::File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
-    let mut reader = BufReader::with_capacity(1 << 20, input);
-    let mut ledger = open_ledger(data)?;
-    let on_rejection = if keep_going { OnRejection::KeepGoing } else { OnRejection::Stop };
-    let mut progress = Progress { enabled: std::io::stderr().is_terminal(), accepted: 0, repeated: 0, rejected: 0 };
+/// Groups the importer's preparer thread may run ahead of the writer.
+pub const IMPORT_GROUPS_AHEAD: usize = 2;
+
+/// A group of lines read and prepared (signatures verified) ahead of the writer.
+struct ReadyGroup {
+    prepared: crate::ledger::PreparedEnvelopes,
+    numbers: Vec<u64>,
+    early: Vec<(u64, crate::error::Rejection)>,
+    last_line: u64,
+}
+
+/// Reads groups of lines and prepares them (parse, verify signatures on all
+/// cores) while the writer commits the previous group: a two-stage pipeline.
+/// Keys registered by earlier groups are carried forward; a signature whose
+/// key turns out different is re-checked by `validate`.
+fn prepare_groups(
+    mut reader: BufReader<std::fs::File>,
+    mut keys: std::collections::HashMap<String, [u8; 32]>,
+    store: std::sync::Arc<dyn crate::store::Store>,
+    sender: std::sync::mpsc::SyncSender<Result<ReadyGroup, String>>,
+) {
     let mut line_number = 0u64;
-    let mut stopped = false;
     loop {
         // A group ends at the first unreadable line, so every line of the
         // group comes before it.
-        let (group, numbers, early) = read_group(&mut reader, &mut line_number)?;
+        let (group, numbers, early) = match read_group(&mut reader, &mut line_number) {
+            Ok(read) => read,
+            Err(error) => {
+                let _ = sender.send(Err(error));
+                return;
+            }
+        };
         if group.is_empty() && early.is_empty() {
-            break;
+            return;
         }
         let slices: Vec<&[u8]> = group.iter().map(Vec::as_slice).collect();
-        let outcomes = ledger.append_group(&slices, on_rejection).map_err(|e| e.to_string())?;
-        if count_outcomes(&outcomes, &numbers, &mut progress) && !keep_going {
+        let no_pending = std::collections::HashMap::new();
+        let index = crate::ledger::GroupIndex { store: store.as_ref(), pending: &no_pending };
+        let (prepared, new_keys) = crate::ledger::PreparedEnvelopes::build(&slices, &keys, &index);
+        for (key_id, public_key) in new_keys {
+            keys.entry(key_id).or_insert(public_key);
+        }
+        if sender.send(Ok(ReadyGroup { prepared, numbers, early, last_line: line_number })).is_err() {
+            return; // the writer stopped
+        }
+    }
+}
+
+fn import(data: &Path, keep_going: bool, file: &Path) -> CommandResult {
+    let input = std::fs::File::open(file).map_err(|e| format!("cannot open {}: {e}", file.display()))?;
+    let reader = BufReader::with_capacity(1 << 20, input);
+    let mut ledger = open_ledger(data)?;
+    let on_rejection = if keep_going { OnRejection::KeepGoing } else { OnRejection::Stop };
+    let mut progress = Progress { enabled: std::io::stderr().is_terminal(), accepted: 0, repeated: 0, rejected: 0 };
+    let mut stopped = false;
+    let (sender, receiver) = std::sync::mpsc::sync_channel(IMPORT_GROUPS_AHEAD);
+    let (keys, store) = (ledger.public_keys(), ledger.store_handle());
+    let preparer = std::thread::spawn(move || prepare_groups(reader, keys, store, sender));
+    let mut failure: Option<String> = None;
+    for ready in receiver.iter() {
+        let ready = match ready {
+            Ok(ready) => ready,
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        };
+        let mut group = ledger.begin_group();
+        let outcomes = match group.submit(ready.prepared, on_rejection).and_then(|o| group.commit().map(|()| o)) {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                failure = Some(error.to_string());
+                break;
+            }
+        };
+        if count_outcomes(&outcomes, &ready.numbers, &mut progress) && !keep_going {
             stopped = true;
             break;
         }
-        for (number, rejection) in &early {
+        for (number, rejection) in &ready.early {
             report_rejection(*number, rejection);
             progress.rejected += 1;
         }
-        if !early.is_empty() && !keep_going {
+        if !ready.early.is_empty() && !keep_going {
             stopped = true;
             break;
         }
-        progress.show(line_number);
+        progress.show(ready.last_line);
+    }
+    drop(receiver);
+    let _ = preparer.join();
+    if let Some(error) = failure {
+        return Err(error);
     }
     progress.done();
     ledger.save_snapshot().map_err(|e| e.to_string())?;

@@ -65,6 +65,37 @@ pub struct PreparedEnvelopes {
 }
 
 impl PreparedEnvelopes {
+    /// Parses envelopes and payloads and verifies every signature (in
+    /// parallel) against `keys` plus the keys the batch itself registers,
+    /// which are returned too. Needs no ledger: a pipelined importer runs it
+    /// on the next group while the writer commits the current one.
+    pub fn build(
+        envelopes: &[&[u8]],
+        keys: &dyn validate::KeyLookup,
+        index: &dyn EventIndex,
+    ) -> (PreparedEnvelopes, HashMap<String, [u8; 32]>) {
+        let mut unreadable = Vec::new();
+        let mut parsed = Vec::with_capacity(envelopes.len());
+        let mut positions = Vec::with_capacity(envelopes.len());
+        for (i, bytes) in envelopes.iter().enumerate() {
+            match Envelope::parse(bytes) {
+                Ok(envelope) => {
+                    parsed.push(envelope);
+                    positions.push(i);
+                }
+                Err(rejection) => unreadable.push((i, rejection)),
+            }
+        }
+        let (prepared, new_keys) = validate::prepare_batch_with_keys(keys, index, parsed);
+        let prepared = PreparedEnvelopes {
+            count: envelopes.len(),
+            raw: envelopes.iter().map(|bytes| bytes.to_vec()).collect(),
+            unreadable,
+            prepared: positions.into_iter().zip(prepared).collect(),
+        };
+        (prepared, new_keys)
+    }
+
     pub fn len(&self) -> usize {
         self.count
     }
@@ -221,7 +252,7 @@ fn system_clock() -> TimestampMs {
 }
 
 pub struct Ledger {
-    store: Box<dyn Store>,
+    store: std::sync::Arc<dyn Store>,
     state: State,
     projections: Projections,
     head: Head,
@@ -260,10 +291,10 @@ impl std::fmt::Display for ProofRequestError {
 }
 
 /// The event index seen by validation inside a group: this group's events
-/// first, then the store.
-struct GroupIndex<'a> {
-    store: &'a dyn Store,
-    pending: &'a HashMap<String, IndexedEvent>,
+/// first, then the store. With no pending events: the store's index alone.
+pub struct GroupIndex<'a> {
+    pub store: &'a dyn Store,
+    pub pending: &'a HashMap<String, IndexedEvent>,
 }
 
 impl EventIndex for GroupIndex<'_> {
@@ -287,11 +318,11 @@ impl Ledger {
     pub fn open(directory: &Path) -> Result<Ledger, StorageError> {
         std::fs::create_dir_all(directory)
             .map_err(|e| StorageError(format!("cannot create {}: {e}", directory.display())))?;
-        Ledger::with_store(Box::new(SledStore::open(directory)?))
+        Ledger::with_store(std::sync::Arc::new(SledStore::open(directory)?))
     }
 
     /// Loads the latest snapshot and replays the records after it.
-    pub fn with_store(store: Box<dyn Store>) -> Result<Ledger, StorageError> {
+    pub fn with_store(store: std::sync::Arc<dyn Store>) -> Result<Ledger, StorageError> {
         let head = store.head()?.unwrap_or_default();
         let snapshot = load_snapshot(store.as_ref())?;
         let snapshot_size = snapshot.state.size;
@@ -387,27 +418,20 @@ impl Ledger {
     /// payloads, and verify every signature in parallel batches. Needs only
     /// `&self`, so a server runs it while readers keep going.
     pub fn prepare(&self, envelopes: &[&[u8]]) -> PreparedEnvelopes {
-        let mut unreadable = Vec::new();
-        let mut parsed = Vec::with_capacity(envelopes.len());
-        let mut positions = Vec::with_capacity(envelopes.len());
-        for (i, bytes) in envelopes.iter().enumerate() {
-            match Envelope::parse(bytes) {
-                Ok(envelope) => {
-                    parsed.push(envelope);
-                    positions.push(i);
-                }
-                Err(rejection) => unreadable.push((i, rejection)),
-            }
-        }
         let no_pending = HashMap::new();
         let index = GroupIndex { store: self.store.as_ref(), pending: &no_pending };
-        let prepared = validate::prepare_batch(&self.state, &index, parsed);
-        PreparedEnvelopes {
-            count: envelopes.len(),
-            raw: envelopes.iter().map(|bytes| bytes.to_vec()).collect(),
-            unreadable,
-            prepared: positions.into_iter().zip(prepared).collect(),
-        }
+        PreparedEnvelopes::build(envelopes, &self.state, &index).0
+    }
+
+    /// A shared handle on the store, for work beside the writer (a
+    /// pipelined preparer's repeat checks, readers).
+    pub fn store_handle(&self) -> std::sync::Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// The registered public keys now (a pipelined preparer starts from these).
+    pub fn public_keys(&self) -> HashMap<String, [u8; 32]> {
+        self.state.keys.iter().map(|(id, key)| (id.clone(), key.public_key)).collect()
     }
 
     /// Starts a commit group: several submissions, one durable write.

@@ -145,7 +145,7 @@ impl<'de> Deserialize<'de> for PublicKey {
         // SPEC §2: keys of small order are refused when registered.
         crate::crypto::acceptable_public_key(&bytes)
             .map(|_| PublicKey(bytes))
-            .ok_or_else(|| de::Error::custom("public_key is not a usable Ed25519 key (small order or torsion)"))
+            .ok_or_else(|| de::Error::custom("public_key is not a usable Ed25519 key (not a point, or of small order)"))
     }
 }
 

@@ -84,7 +84,34 @@ pub struct Prepared {
 /// differ, so the verdicts are exactly those of strict one-by-one checking.
 /// Envelopes whose payload was already accepted byte for byte (idempotent
 /// repeats) skip the signature work: `validate` answers them before it.
-pub fn prepare_batch(state: &State, index: &dyn EventIndex, envelopes: Vec<Envelope>) -> Vec<Prepared> {
+pub fn prepare_batch(keys: &dyn KeyLookup, index: &dyn EventIndex, envelopes: Vec<Envelope>) -> Vec<Prepared> {
+    prepare_batch_with_keys(keys, index, envelopes).0
+}
+
+/// Public keys by key id, as far as signature pre-verification needs them.
+pub trait KeyLookup {
+    fn public_key(&self, key_id: &str) -> Option<[u8; 32]>;
+}
+
+impl KeyLookup for State {
+    fn public_key(&self, key_id: &str) -> Option<[u8; 32]> {
+        self.keys.get(key_id).map(|k| k.public_key)
+    }
+}
+
+impl KeyLookup for std::collections::HashMap<String, [u8; 32]> {
+    fn public_key(&self, key_id: &str) -> Option<[u8; 32]> {
+        self.get(key_id).copied()
+    }
+}
+
+/// [`prepare_batch`], also returning the keys the batch's events register
+/// (a pipelined preparer carries them into the next batch).
+pub fn prepare_batch_with_keys(
+    known: &dyn KeyLookup,
+    index: &dyn EventIndex,
+    envelopes: Vec<Envelope>,
+) -> (Vec<Prepared>, std::collections::HashMap<String, [u8; 32]>) {
     let mut batch_keys: std::collections::HashMap<String, [u8; 32]> = std::collections::HashMap::new();
     let mut prepared: Vec<Prepared> = Vec::with_capacity(envelopes.len());
     for envelope in envelopes {
@@ -98,17 +125,17 @@ pub fn prepare_batch(state: &State, index: &dyn EventIndex, envelopes: Vec<Envel
     }
     let messages: Vec<Vec<u8>> = prepared.iter().map(|p| p.envelope.pae()).collect();
     let mut keys: Vec<(usize, usize, VerifyingKey)> = Vec::new();
+    let mut decompressed: std::collections::HashMap<[u8; 32], Option<VerifyingKey>> = std::collections::HashMap::new();
     for (i, item) in prepared.iter().enumerate() {
         if is_repeat(index, item) {
             continue;
         }
         for (j, signature) in item.envelope.signatures.iter().enumerate() {
-            let public_key = state
-                .keys
-                .get(&signature.key_id)
-                .map(|k| k.public_key)
-                .or_else(|| batch_keys.get(&signature.key_id).copied());
-            if let Some(key) = public_key.and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok()) {
+            let public_key = known.public_key(&signature.key_id).or_else(|| batch_keys.get(&signature.key_id).copied());
+            let Some(bytes) = public_key else { continue };
+            // Decompress each distinct public key once per batch (a square root each).
+            let key = *decompressed.entry(bytes).or_insert_with(|| VerifyingKey::from_bytes(&bytes).ok());
+            if let Some(key) = key {
                 keys.push((i, j, key));
             }
         }
@@ -130,7 +157,7 @@ pub fn prepare_batch(state: &State, index: &dyn EventIndex, envelopes: Vec<Envel
         }
         slots[j] = Some((key.to_bytes(), ok));
     }
-    prepared
+    (prepared, batch_keys)
 }
 
 fn is_repeat(index: &dyn EventIndex, item: &Prepared) -> bool {

@@ -10,7 +10,7 @@ use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use sunledger::envelope::Envelope;
-use sunledger::ledger::{Ledger, OnRejection, Outcome};
+use sunledger::ledger::Ledger;
 
 /// One office of the synthetic chain: id, level, parent, two finance keys.
 struct Office {
@@ -95,6 +95,9 @@ fn synthetic_chain(events: usize) -> Vec<String> {
     lines
 }
 
+/// Signatures per `verify_batch` call for the ceiling.
+const CEILING_BATCH_SIGNATURES: usize = 64;
+
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(|a, b| a.partial_cmp(b).unwrap());
     values[values.len() / 2]
@@ -116,7 +119,7 @@ fn ceiling(lines: &[String]) -> f64 {
     std::thread::scope(|scope| {
         for part in items.chunks(items.len().div_ceil(threads)) {
             scope.spawn(move || {
-                for batch in part.chunks(sunledger::crypto::BATCH_SIGNATURES_MAX) {
+                for batch in part.chunks(CEILING_BATCH_SIGNATURES) {
                     let messages: Vec<&[u8]> = batch.iter().map(|i| i.0.as_slice()).collect();
                     let signatures: Vec<Signature> = batch.iter().map(|i| i.1).collect();
                     let keys: Vec<VerifyingKey> = batch.iter().map(|i| i.2).collect();
@@ -128,9 +131,9 @@ fn ceiling(lines: &[String]) -> f64 {
     items.len() as f64 / started.elapsed().as_secs_f64()
 }
 
-/// sunledger's exact verifier (`crypto::verify_many`) and plain strict
-/// single verification on all cores, over the same signatures.
-fn exact_rates(lines: &[String]) -> (f64, f64) {
+/// sunledger's verifier (`crypto::verify_many`: strict, all cores) over the
+/// same signatures.
+fn strict_rate(lines: &[String]) -> f64 {
     let envelopes: Vec<Envelope> = lines.iter().map(|l| Envelope::parse(l.as_bytes()).unwrap()).collect();
     let messages: Vec<Vec<u8>> = envelopes.iter().map(Envelope::pae).collect();
     let keys: Vec<VerifyingKey> = envelopes
@@ -149,66 +152,56 @@ fn exact_rates(lines: &[String]) -> (f64, f64) {
         .collect();
     let started = Instant::now();
     assert!(sunledger::crypto::verify_many(&items).iter().all(|ok| *ok));
-    let many = items.len() as f64 / started.elapsed().as_secs_f64();
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for part in items.chunks(items.len().div_ceil(threads)) {
-            scope.spawn(move || {
-                for item in part {
-                    assert!(sunledger::crypto::verify_strict(item.public_key, item.message, item.signature));
-                }
-            });
-        }
-    });
-    let strict = items.len() as f64 / started.elapsed().as_secs_f64();
-    (many, strict)
+    items.len() as f64 / started.elapsed().as_secs_f64()
 }
 
-fn import(lines: &[String], dir: &std::path::Path) -> (f64, u64) {
-    let started = Instant::now();
-    let mut ledger = Ledger::open(dir).unwrap();
-    for chunk in lines.chunks(sunledger::ledger::GROUP_EVENTS_MAX) {
-        let slices: Vec<&[u8]> = chunk.iter().map(|l| l.as_bytes()).collect();
-        let outcomes = ledger.append_group(&slices, OnRejection::Stop).unwrap();
-        assert!(
-            outcomes.iter().all(|o| matches!(o, Outcome::Appended { .. })),
-            "{:?}",
-            outcomes.iter().find(|o| !matches!(o, Outcome::Appended { .. }))
-        );
-    }
-    ledger.save_snapshot().unwrap();
-    let rate = lines.len() as f64 / started.elapsed().as_secs_f64();
-    let disk = ledger.store().size_on_disk().unwrap_or(0);
-    (rate, disk)
+/// The `sunledger` binary built beside this one.
+fn sunledger_binary() -> std::path::PathBuf {
+    let here = std::env::current_exe().expect("the bench knows where it is");
+    let binary = here.with_file_name("sunledger");
+    assert!(binary.exists(), "build the CLI too: cargo build --release (missing {})", binary.display());
+    binary
 }
 
+fn run_timed(args: &[&str]) -> Duration {
+    let started = Instant::now();
+    let output = std::process::Command::new(sunledger_binary()).args(args).output().expect("sunledger runs");
+    assert!(output.status.success(), "sunledger {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    started.elapsed()
+}
+
+/// `sunledger import` into a new ledger: events/s and bytes on disk.
+fn import(input: &std::path::Path, events: usize, dir: &std::path::Path) -> (f64, u64) {
+    let data = dir.join("data");
+    let elapsed = run_timed(&["import", "--data", data.to_str().unwrap(), input.to_str().unwrap()]);
+    let disk = directory_bytes(&data);
+    (events as f64 / elapsed.as_secs_f64(), disk)
+}
+
+fn directory_bytes(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let meta = e.metadata().unwrap();
+                    if meta.is_dir() {
+                        directory_bytes(&e.path())
+                    } else {
+                        meta.len()
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// `sunledger verify EXPORT` of the whole chain: events/s.
 fn verify(dir: &std::path::Path, events: usize) -> f64 {
-    let ledger = Ledger::open(dir).unwrap();
-    let mut export = Vec::new();
-    let mut prev = [0u8; 32];
-    for record in ledger.store().records_from(0) {
-        let record = record.unwrap();
-        sunledger::chain::export_line(
-            &mut export,
-            record.seq,
-            &prev,
-            record.recorded_at_ms,
-            &record.envelope_bytes,
-            &record.hash,
-        );
-        export.push(b'\n');
-        prev = record.hash;
-    }
-    drop(ledger);
-    let started = Instant::now();
-    let mut verifier = sunledger::verify::Verifier::new();
-    for line in export.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        verifier.push(sunledger::chain::parse_export_line(line).unwrap());
-    }
-    let (report, _) = verifier.finish();
-    assert!(report.valid(), "{:?}", report.failure);
-    events as f64 / started.elapsed().as_secs_f64()
+    let export = dir.join("export.jsonl");
+    run_timed(&["export", "--data", dir.join("data").to_str().unwrap(), "--out", export.to_str().unwrap()]);
+    let elapsed = run_timed(&["verify", export.to_str().unwrap()]);
+    events as f64 / elapsed.as_secs_f64()
 }
 
 fn reopen(dir: &std::path::Path) -> Duration {
@@ -233,20 +226,21 @@ fn main() {
     eprintln!("signing {events} synthetic events…");
     let lines = synthetic_chain(events);
     let envelope_bytes: usize = lines.iter().map(String::len).sum::<usize>() / lines.len();
+    let input_dir = tempfile::tempdir().unwrap();
+    let input = input_dir.path().join("events.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let (mut ceilings, mut imports, mut verifies, mut reopens, mut disks) = (vec![], vec![], vec![], vec![], vec![]);
-    let (mut exact, mut strict) = (vec![], vec![]);
+    let mut strict = vec![];
     for run in 0..repeats {
         eprintln!("run {}/{repeats}", run + 1);
         ceilings.push(ceiling(&lines));
-        let (many, single) = exact_rates(&lines);
-        exact.push(many);
-        strict.push(single);
+        strict.push(strict_rate(&lines));
         let dir = tempfile::tempdir().unwrap();
-        let (rate, disk) = import(&lines, dir.path());
+        let (rate, disk) = import(&input, lines.len(), dir.path());
         imports.push(rate);
         disks.push(disk as f64 / lines.len() as f64);
         verifies.push(verify(dir.path(), lines.len()));
-        reopens.push(reopen(dir.path()).as_secs_f64() * 1000.0);
+        reopens.push(reopen(&dir.path().join("data")).as_secs_f64() * 1000.0);
     }
     let ceiling = median(ceilings);
     let import = median(imports);
@@ -254,22 +248,19 @@ fn main() {
     println!("| figure | value | ceiling (same run) | ratio |");
     println!("|---|---|---|---|");
     println!("| raw batch verification, all cores | {ceiling:.0} sig/s | — | 1.00 |");
-    let exact = median(exact);
     let strict = median(strict);
     println!(
-        "| exact verification (`crypto::verify_many`), all cores | {exact:.0} sig/s | {ceiling:.0} | {:.2} |",
-        exact / ceiling
-    );
-    println!(
-        "| strict single verification (`verify_strict`), all cores | {strict:.0} sig/s | {ceiling:.0} | {:.2} |",
+        "| strict verification (`crypto::verify_many`, what sunledger uses), all cores | {strict:.0} sig/s | {ceiling:.0} | {:.2} |",
         strict / ceiling
     );
     println!(
-        "| durable import (`Ledger::append_group`, groups of {}) | {import:.0} events/s | {ceiling:.0} | {:.2} |",
-        sunledger::ledger::GROUP_EVENTS_MAX,
+        "| durable import (`sunledger import`, new ledger) | {import:.0} events/s | {ceiling:.0} | {:.2} |",
         import / ceiling
     );
-    println!("| full verify of the export | {verify:.0} events/s | {ceiling:.0} | {:.2} |", verify / ceiling);
+    println!(
+        "| full verify (`sunledger verify EXPORT`) | {verify:.0} events/s | {ceiling:.0} | {:.2} |",
+        verify / ceiling
+    );
     println!("| reopen ({} events) | {:.1} ms | — | — |", lines.len(), median(reopens));
     println!(
         "| bytes on disk per event (sled, after import) | {:.0} B (envelope {envelope_bytes} B, {:.2}×) | — | — |",
