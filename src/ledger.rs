@@ -306,10 +306,17 @@ impl EventIndex for GroupIndex<'_> {
     }
 }
 
+/// The stored snapshot, or an empty fold when there is none or it cannot be
+/// read (an older format, damage): the records are the truth, so the ledger
+/// then replays them all instead of refusing to open.
 fn load_snapshot(store: &dyn Store) -> Result<Snapshot, StorageError> {
+    let empty = || Snapshot { state: State::default(), projections: Projections::default() };
     match store.snapshot()? {
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StorageError(format!("damaged snapshot: {e}"))),
-        None => Ok(Snapshot { state: State::default(), projections: Projections::default() }),
+        Some(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+            tracing::warn!(%error, "the state snapshot is unreadable; replaying the whole chain");
+            empty()
+        })),
+        None => Ok(empty()),
     }
 }
 

@@ -15,3 +15,33 @@ fn reopen_waits_for_a_lock_released_shortly() {
     assert!(second.head().unwrap().is_none());
     holder.join().unwrap();
 }
+
+#[test]
+fn unreadable_snapshot_falls_back_to_a_full_replay() {
+    // Goal: a snapshot of another format does not stop the ledger opening; it replays the chain to the same state.
+    let dir = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/envelopes.jsonl"),
+    )
+    .unwrap()
+    .lines()
+    .map(str::to_string)
+    .collect();
+    let state = {
+        let mut ledger = sunledger::ledger::Ledger::open(dir.path()).unwrap();
+        let slices: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+        ledger.append_group(&slices, sunledger::ledger::OnRejection::Stop).unwrap();
+        ledger.save_snapshot().unwrap();
+        ledger.state().clone()
+    };
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        let group = sunledger::store::CommitGroup {
+            snapshot: Some(br#"{"state":{},"projections":{}}"#.to_vec()),
+            ..Default::default()
+        };
+        store.commit(group).unwrap();
+    }
+    let reopened = sunledger::ledger::Ledger::open(dir.path()).unwrap();
+    assert_eq!(reopened.state(), &state);
+}
