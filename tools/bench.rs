@@ -204,6 +204,94 @@ fn verify(dir: &std::path::Path, events: usize) -> f64 {
     events as f64 / elapsed.as_secs_f64()
 }
 
+/// Independent appropriations (no funds dependency between them), for
+/// concurrent HTTP submission in any order.
+fn appropriations(count: usize, tag: &str) -> Vec<String> {
+    let signer = [("420000/k1".to_string(), key("420000/k1"))];
+    let payloads: Vec<serde_json::Value> = (0..count)
+        .map(|n| {
+            let body = json!({"program": "p", "amount_fen": 100, "budget_ref": format!("{tag}{n}"), "fiscal_year": 2019});
+            event(format!("{tag}{n}"), "appropriate", "420000", body)
+        })
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = payloads
+            .chunks(count.div_ceil(threads).max(1))
+            .map(|part| {
+                let signer = &signer;
+                scope.spawn(move || part.iter().map(|p| signed(p.clone(), signer)).collect::<Vec<_>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// HTTP submission by `CLIENTS` concurrent clients against a server on
+/// loopback over the ledger in `data`: batches (events/s), then single
+/// events (events/s, p50 and p99 latency in ms).
+fn http(data: &std::path::Path, batch_events: usize, single_events: usize) -> (f64, f64, f64, f64) {
+    const CLIENTS: usize = 8;
+    const BATCH: usize = 256;
+    let batches = appropriations(batch_events, "hb");
+    let singles = appropriations(single_events, "hs");
+    let ledger = Ledger::open(data).unwrap();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+            let serving =
+                tokio::spawn(sunledger::server::serve_async(ledger, None, "127.0.0.1:0", Some(bound_tx), Some(stop_rx)));
+            ready_tx.send(bound_rx.await.unwrap()).unwrap();
+            serving.await.unwrap().unwrap();
+        });
+    });
+    let addr = ready_rx.recv().unwrap().to_string();
+    let post = |body: &[u8]| {
+        let response = sunledger::http_client::request(&addr, "POST", "/v1/events", &[("Content-Type", "application/json")], body).unwrap();
+        assert_eq!(response.status, 200, "{}", response.text());
+    };
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for part in batches.chunks(batches.len().div_ceil(CLIENTS)) {
+            scope.spawn(|| {
+                for batch in part.chunks(BATCH) {
+                    let envelopes: Vec<serde_json::Value> = batch.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+                    post(json!({"envelopes": envelopes, "atomic": false}).to_string().as_bytes());
+                }
+            });
+        }
+    });
+    let batch_rate = batches.len() as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut latencies: Vec<f64> = std::thread::scope(|scope| {
+        let handles: Vec<_> = singles
+            .chunks(singles.len().div_ceil(CLIENTS))
+            .map(|part| {
+                scope.spawn(|| {
+                    part.iter()
+                        .map(|line| {
+                            let sent = Instant::now();
+                            post(line.as_bytes());
+                            sent.elapsed().as_secs_f64() * 1000.0
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let single_rate = singles.len() as f64 / started.elapsed().as_secs_f64();
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let p50 = latencies[latencies.len() / 2];
+    let p99 = latencies[latencies.len() * 99 / 100];
+    let _ = stop_tx.send(());
+    server.join().unwrap();
+    (batch_rate, single_rate, p50, p99)
+}
+
 fn reopen(dir: &std::path::Path) -> Duration {
     let started = Instant::now();
     let ledger = Ledger::open(dir).unwrap();
@@ -231,6 +319,8 @@ fn main() {
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let (mut ceilings, mut imports, mut verifies, mut reopens, mut disks) = (vec![], vec![], vec![], vec![], vec![]);
     let mut strict = vec![];
+    let (mut http_batches, mut http_singles, mut p50s, mut p99s) = (vec![], vec![], vec![], vec![]);
+    let skip_http = args.iter().any(|a| a == "--skip-http");
     for run in 0..repeats {
         eprintln!("run {}/{repeats}", run + 1);
         ceilings.push(ceiling(&lines));
@@ -241,6 +331,13 @@ fn main() {
         disks.push(disk as f64 / lines.len() as f64);
         verifies.push(verify(dir.path(), lines.len()));
         reopens.push(reopen(&dir.path().join("data")).as_secs_f64() * 1000.0);
+        if !skip_http {
+            let (batch, single, p50, p99) = http(&dir.path().join("data"), events / 2, 4000.min(events / 4));
+            http_batches.push(batch);
+            http_singles.push(single);
+            p50s.push(p50);
+            p99s.push(p99);
+        }
     }
     let ceiling = median(ceilings);
     let import = median(imports);
@@ -261,6 +358,16 @@ fn main() {
         "| full verify (`sunledger verify EXPORT`) | {verify:.0} events/s | {ceiling:.0} | {:.2} |",
         verify / ceiling
     );
+    if !skip_http {
+        let batch = median(http_batches);
+        println!("| HTTP batches of 256, 8 concurrent clients (acknowledged = durable) | {batch:.0} events/s | {ceiling:.0} | {:.2} |", batch / ceiling);
+        println!(
+            "| HTTP single events, 8 concurrent clients | {:.0} events/s, p50 {:.1} ms, p99 {:.1} ms | — | — |",
+            median(http_singles),
+            median(p50s),
+            median(p99s)
+        );
+    }
     println!("| reopen ({} events) | {:.1} ms | — | — |", lines.len(), median(reopens));
     println!(
         "| bytes on disk per event (sled, after import) | {:.0} B (envelope {envelope_bytes} B, {:.2}×) | — | — |",
