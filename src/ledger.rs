@@ -268,8 +268,14 @@ pub struct StoreNodes<'a>(pub &'a dyn Store);
 impl NodeSource for StoreNodes<'_> {
     type Error = StorageError;
 
+    /// Leaves (level 0) are the records' own entry hashes, so they are not
+    /// stored twice; interior nodes are stored when their subtree completes.
     fn node(&self, level: u32, index: u64) -> Result<crate::merkle::Hash, StorageError> {
-        self.0.merkle_node(level, index)?.ok_or_else(|| StorageError(format!("Merkle node {level}/{index} is missing")))
+        let node = match level {
+            0 => self.0.record(index)?.map(|record| record.hash),
+            _ => self.0.merkle_node(level, index)?,
+        };
+        node.ok_or_else(|| StorageError(format!("Merkle node {level}/{index} is missing")))
     }
 }
 
@@ -471,7 +477,9 @@ impl Ledger {
         pending.insert(accepted.payload.id.0.clone(), indexed.clone());
         group.events.push((accepted.payload.id.0, indexed));
         let nodes = self.frontier.push(hash).expect("a tree of 2^64 leaves is out of reach");
-        group.merkle_nodes.extend(nodes.into_iter().map(|node| (node.level, node.index, node.hash)));
+        group
+            .merkle_nodes
+            .extend(nodes.into_iter().filter(|node| node.level > 0).map(|node| (node.level, node.index, node.hash)));
         group.records.push(StoredRecord { seq, recorded_at_ms, hash, envelope_bytes: bytes.to_vec() });
         self.head = Head { size: seq + 1, last_hash: hash, last_recorded_at_ms: recorded_at_ms };
         Outcome::Appended { seq, hash }

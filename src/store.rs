@@ -12,7 +12,7 @@
 //!   `e` event id          → JSON `IndexedEvent`
 //!   `h`                   → JSON `Head`
 //!   `s`                   → JSON snapshot of the folded state at `Head.size` of its own
-//!   `m` u8(level) u64be(i)→ Merkle node hash (32)
+//!   `m` u8(level) u64be(i)→ Merkle interior node hash (32), level ≥ 1 (leaves are the records' hashes)
 //!   `c` u64be(size)       → a signed checkpoint note issued at that size
 
 use crate::encoding::Hash;

@@ -210,7 +210,8 @@ fn appropriations(count: usize, tag: &str) -> Vec<String> {
     let signer = [("420000/k1".to_string(), key("420000/k1"))];
     let payloads: Vec<serde_json::Value> = (0..count)
         .map(|n| {
-            let body = json!({"program": "p", "amount_fen": 100, "budget_ref": format!("{tag}{n}"), "fiscal_year": 2019});
+            let body =
+                json!({"program": "p", "amount_fen": 100, "budget_ref": format!("{tag}{n}"), "fiscal_year": 2019});
             event(format!("{tag}{n}"), "appropriate", "420000", body)
         })
         .collect();
@@ -242,15 +243,22 @@ fn http(data: &std::path::Path, batch_events: usize, single_events: usize) -> (f
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
         runtime.block_on(async move {
             let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-            let serving =
-                tokio::spawn(sunledger::server::serve_async(ledger, None, "127.0.0.1:0", Some(bound_tx), Some(stop_rx)));
+            let serving = tokio::spawn(sunledger::server::serve_async(
+                ledger,
+                None,
+                "127.0.0.1:0",
+                Some(bound_tx),
+                Some(stop_rx),
+            ));
             ready_tx.send(bound_rx.await.unwrap()).unwrap();
             serving.await.unwrap().unwrap();
         });
     });
     let addr = ready_rx.recv().unwrap().to_string();
     let post = |body: &[u8]| {
-        let response = sunledger::http_client::request(&addr, "POST", "/v1/events", &[("Content-Type", "application/json")], body).unwrap();
+        let response =
+            sunledger::http_client::request(&addr, "POST", "/v1/events", &[("Content-Type", "application/json")], body)
+                .unwrap();
         assert_eq!(response.status, 200, "{}", response.text());
     };
     let started = Instant::now();
@@ -258,7 +266,8 @@ fn http(data: &std::path::Path, batch_events: usize, single_events: usize) -> (f
         for part in batches.chunks(batches.len().div_ceil(CLIENTS)) {
             scope.spawn(|| {
                 for batch in part.chunks(BATCH) {
-                    let envelopes: Vec<serde_json::Value> = batch.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+                    let envelopes: Vec<serde_json::Value> =
+                        batch.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
                     post(json!({"envelopes": envelopes, "atomic": false}).to_string().as_bytes());
                 }
             });
