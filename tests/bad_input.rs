@@ -273,3 +273,96 @@ fn slow_and_abandoned_connections_do_not_stall_the_server() {
     assert!(ids.iter().all(|id| id.starts_with("live-")), "only the live clients' events were appended: {ids:?}");
     assert_eq!(ids.len(), 8);
 }
+
+/// Reads until the server closes the connection (EOF or reset); returns when it did, or None.
+fn closed_within(stream: &mut TcpStream, limit: Duration, trickle: bool) -> Option<Duration> {
+    stream.set_read_timeout(Some(Duration::from_millis(250))).unwrap();
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if trickle && stream.write_all(b"a").is_err() {
+            return Some(started.elapsed());
+        }
+        let mut buffer = [0u8; 256];
+        match stream.read(&mut buffer) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => return Some(started.elapsed()),
+        }
+    }
+    None
+}
+
+#[test]
+fn header_slowloris_is_cut_off_within_request_timeout() {
+    // Goal (regression: a client trickling its request head, or sending nothing, held its connection for
+    // ever — axum::serve gives hyper no timer, so no header timeout applied): such connections are closed
+    // within REQUEST_TIMEOUT, while other clients are answered throughout.
+    let dir = tempfile::tempdir().unwrap();
+    let data = vector_ledger(dir.path());
+    let server = TestServer::start(&data, None);
+    let addr = server.addr;
+    let limit = sunledger::server::REQUEST_TIMEOUT + Duration::from_secs(3);
+    let trickler = std::thread::spawn(move || {
+        let mut stream = half_request(addr, b"POST /v1/events HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+        closed_within(&mut stream, limit, true)
+    });
+    let silent = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        closed_within(&mut stream, limit, false)
+    });
+    for n in 0..5 {
+        std::thread::sleep(Duration::from_secs(2));
+        assert_responsive(addr, &format!("during-slowloris-{n}"));
+    }
+    let trickled = trickler.join().unwrap().expect("the trickling connection is closed");
+    let idle = silent.join().unwrap().expect("the silent connection is closed");
+    for took in [trickled, idle] {
+        assert!(took <= sunledger::server::REQUEST_TIMEOUT + Duration::from_secs(2), "closed after {took:?}");
+        assert!(took >= sunledger::server::REQUEST_TIMEOUT - Duration::from_secs(2), "closed early, after {took:?}");
+    }
+}
+
+/// Reads one HTTP response with a Content-Length body from a keep-alive connection.
+fn read_response(stream: &mut TcpStream) -> (u16, Vec<u8>) {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "the connection closed mid-head");
+        raw.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&raw).to_lowercase();
+    let status = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map(|v| v.trim().parse().unwrap())
+        .expect("a content-length");
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    (status, body)
+}
+
+#[test]
+fn keep_alive_connections_serve_several_requests() {
+    // Goal: the head deadline does not disturb normal use: one keep-alive connection serves a GET, a POST
+    // whose body follows its head in a later packet, and another GET after a pause.
+    let dir = tempfile::tempdir().unwrap();
+    let data = vector_ledger(dir.path());
+    let server = TestServer::start(&data, None);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut stream), (200, b"ok\n".to_vec()));
+    let event = sign(&payout_with_amount("keep-alive-1", "100"), &["422822/k1"]);
+    let head = format!("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", event.len());
+    stream.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(event.as_bytes()).unwrap();
+    let (status, body) = read_response(&mut stream);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    std::thread::sleep(Duration::from_secs(1));
+    stream.write_all(b"GET /v1/records/27 HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut stream).0, 200);
+}
