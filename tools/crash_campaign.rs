@@ -186,6 +186,31 @@ fn median_and_max(values: &[f64]) -> (f64, f64) {
     (sorted[sorted.len() / 2], sorted[sorted.len() - 1])
 }
 
+/// Bytes of every file under `directory` (the store's footprint on disk).
+fn directory_bytes(directory: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(directory) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => directory_bytes(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// One progress line on stderr every tenth cycle.
+fn progress(name: &str, cycle: usize, report: &Report, data: &Path) {
+    if cycle % 10 == 9 {
+        eprintln!(
+            "[{name}] cycle {}: {} problems, store {:.1} MB on disk",
+            cycle + 1,
+            report.failures.len(),
+            directory_bytes(data) as f64 / 1e6
+        );
+    }
+}
+
 fn wait_until_exit(child: &mut Child) {
     let _ = child.wait();
 }
@@ -713,6 +738,7 @@ fn server_campaign(options: &Options, bin: &Path, vectors: &Path, deadline: Inst
         unknown_stored += stored;
         unknown_absent += absent;
         report.cycles += 1;
+        progress("server", cycle, &report, &data);
     }
     // Resolve the last unknowns on a final run, and check once more.
     let spawned = Instant::now();
@@ -760,7 +786,13 @@ fn server_campaign(options: &Options, bin: &Path, vectors: &Path, deadline: Inst
     report.lines.push(format!(
         "kills: {during_load} under load, {during_shutdown} during a graceful shutdown, {during_start} during start-up"
     ));
-    report.lines.push(format!("ledger size at the end: {} records", 27 + report.acknowledged));
+    let export_bytes = run_bin(bin, &["export", "--data", data.to_str().unwrap()]).stdout.len();
+    report.lines.push(format!(
+        "ledger at the end: {} records, export {:.1} MB, store on disk {:.1} MB",
+        27 + report.acknowledged,
+        export_bytes as f64 / 1e6,
+        directory_bytes(&data) as f64 / 1e6
+    ));
     report
 }
 
@@ -882,6 +914,7 @@ fn import_campaign(options: &Options, bin: &Path, deadline: Instant) -> Report {
             report.rebuild_ok += 1;
         }
         report.cycles += 1;
+        progress("import", cycle, &report, &data);
         if done {
             completed += 1;
             report.acknowledged += lines.len() as u64;
