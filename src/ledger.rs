@@ -118,6 +118,9 @@ pub struct GroupWriter<'a> {
 impl GroupWriter<'_> {
     /// Validates and applies one submission. Outcomes are in input order.
     pub fn submit(&mut self, prepared: PreparedEnvelopes, mode: OnRejection) -> Result<Vec<Outcome>, StorageError> {
+        if let Some(error) = &self.ledger.failed {
+            return Err(StorageError(format!("an earlier commit failed ({}); reopen the ledger", error.0)));
+        }
         if mode == OnRejection::Atomic {
             if let Some(outcomes) = self.atomic_failure(&prepared)? {
                 return Ok(outcomes);
@@ -223,6 +226,7 @@ impl GroupWriter<'_> {
         }
         let result = self.ledger.commit(group);
         if let Err(error) = result {
+            self.ledger.failed = Some(error.clone());
             return self.ledger.abandon(error);
         }
         Ok(())
@@ -260,6 +264,12 @@ pub struct Ledger {
     frontier: Frontier,
     snapshot_size: u64,
     clock: Clock,
+    /// Set when a commit failed. The store may then hold the failed group in
+    /// memory without having made it durable (sled keeps an applied batch
+    /// whose flush failed, and its I/O errors are sticky), so nothing more is
+    /// appended or acknowledged — not even an idempotent repeat — until the
+    /// ledger is reopened.
+    failed: Option<StorageError>,
 }
 
 /// Merkle nodes as the store holds them (committed state only).
@@ -347,6 +357,7 @@ impl Ledger {
             head,
             snapshot_size,
             clock: Box::new(system_clock),
+            failed: None,
         };
         ledger.frontier = Frontier::from_source(ledger.head.size, &StoreNodes(ledger.store.as_ref()))?;
         ledger.replay_tail()?;
@@ -570,6 +581,10 @@ impl Ledger {
         key_id: &str,
         signing_key: &ed25519_dalek::SigningKey,
     ) -> Result<String, String> {
+        if let Some(error) = &self.failed {
+            // The tree may hold records that were never made durable: never sign it.
+            return Err(format!("an earlier commit failed ({}); reopen the ledger", error.0));
+        }
         let (log_key_id, log_public_key) = self.state.log_key.clone().ok_or("the ledger has no genesis yet")?;
         if key_id != log_key_id || signing_key.verifying_key().to_bytes() != log_public_key {
             return Err(format!("the key {key_id} is not this ledger's log key {log_key_id}"));
@@ -592,6 +607,9 @@ impl Ledger {
     /// Writes a snapshot of the state now (a clean close), so the next open
     /// replays nothing.
     pub fn save_snapshot(&mut self) -> Result<(), StorageError> {
+        if let Some(error) = &self.failed {
+            return Err(StorageError(format!("an earlier commit failed ({}); no snapshot taken", error.0)));
+        }
         if self.snapshot_size == self.state.size {
             return Ok(());
         }

@@ -6,6 +6,7 @@
 //! judge events (that is `validate`) and never hold a lock across an await.
 
 pub mod auth;
+mod head_timeout;
 pub mod metrics;
 pub mod writer;
 
@@ -28,7 +29,8 @@ use writer::{SubmitError, WriterHandle};
 pub const REQUEST_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Envelopes in one batch request.
 pub const BATCH_ENVELOPES_MAX: usize = 4096;
-/// A request (including reading its body) must finish within this.
+/// A request (including reading its body) must finish within this, and
+/// each request head must arrive within it (`head_timeout`).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Records in one export response; ask again with `from` for more.
 pub const EXPORT_RECORDS_PER_REQUEST_MAX: u64 = 1_000_000;
@@ -455,6 +457,7 @@ pub async fn serve_async(
     let state = AppState { ledger, writer, metrics, log_key: log_key.map(Arc::new) };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let listener = head_timeout::HeadTimeoutListener::new(listener, REQUEST_TIMEOUT);
     tracing::info!(%bound, "sunledger serving");
     if let Some(ready) = ready {
         let _ = ready.send(bound);
