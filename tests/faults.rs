@@ -223,7 +223,7 @@ fn failed_commit_gives_503_keeps_reads_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = vector_ledger(dir.path());
     let fail = Arc::new(AtomicBool::new(false));
-    let ledger = Ledger::with_store(Box::new(FlakyStore::open(&data, fail.clone()))).unwrap();
+    let ledger = Ledger::with_store(std::sync::Arc::new(FlakyStore::open(&data, fail.clone()))).unwrap();
     let server = Server::start(ledger);
     let mut acked = BTreeMap::new();
     acked.insert("f1".to_string(), acknowledged(&post(server.addr, "/v1/events", event("f1", 1).as_bytes())));
@@ -252,7 +252,7 @@ fn repeat_of_a_failed_commit_is_not_acknowledged_before_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let data = vector_ledger(dir.path());
     let fail = Arc::new(AtomicBool::new(false));
-    let ledger = Ledger::with_store(Box::new(FlakyStore::open(&data, fail.clone()))).unwrap();
+    let ledger = Ledger::with_store(std::sync::Arc::new(FlakyStore::open(&data, fail.clone()))).unwrap();
     let server = Server::start(ledger);
     let f1 = event("r1", 1);
     let first = acknowledged(&post(server.addr, "/v1/events", f1.as_bytes()));
