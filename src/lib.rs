@@ -18,6 +18,7 @@ pub mod keys;
 pub mod ledger;
 pub mod lines;
 pub mod merkle;
+pub mod notice;
 pub mod payload;
 pub mod policy;
 pub mod projection;
