@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod crypto;
 pub mod date;
+pub mod demo;
 pub mod encoding;
 pub mod envelope;
 pub mod error;
