@@ -130,6 +130,23 @@ enum Command {
         #[arg(long)]
         policy: Option<PathBuf>,
     },
+    /// Serve a synthetic county-year (演示): notice pages, auditor page and API, up in seconds.
+    ///
+    /// Generates a county-year with one planted case of each misuse rule under a fresh
+    /// random seed, imports it, issues a checkpoint and serves it; prints the URLs of a
+    /// village notice page, the county summary and the auditor page.
+    Demo {
+        /// Where to listen; port 0 picks a free port (the printed URLs show it).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// An empty (or new) directory for the ledger and keys, kept after exit
+        /// (default: a temporary directory removed at exit).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Seed of the synthetic data (default: random).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Merkle proofs (RFC 9162), hex, in the shape of vectors/merkle.json.
     Prove {
         #[command(subcommand)]
@@ -256,6 +273,9 @@ pub fn run() -> i32 {
             other => other,
         },
         Command::Serve { data, log_key, addr, policy: _ } => serve(&data, &log_key, &addr),
+        Command::Demo { addr, data, seed } => {
+            crate::demo::run(&crate::demo::DemoOptions { addr, data, seed }).map(|()| EXIT_OK)
+        }
         Command::Balance { data, json } => balance(&data, json),
         Command::Flags { data, json, rule, office, policy } => open_existing(&data).and_then(|l| {
             crate::report::flags(&l, json, rule.as_deref(), office.as_deref(), policy_path(&data, policy).as_deref())

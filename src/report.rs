@@ -17,9 +17,10 @@ use crate::date::Date;
 use crate::envelope::Envelope;
 use crate::ledger::Ledger;
 use crate::payload::parse_payload;
+use crate::payload::Level;
 use crate::policy::Policy;
 use crate::projection::{is_within, snake_name, yuan, Account, Household, Projections, Replay};
-use crate::rules::{evaluate, Flag, Rule, SubjectKind};
+use crate::rules::{evaluate, Flag, Rule, Severity, SubjectKind};
 use crate::state::State;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -51,6 +52,70 @@ fn known_office(state: &State, office: &str) -> Result<(), String> {
     Err(format!("unknown office {office:?}"))
 }
 
+/// Which flags to show: every filter given must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlagFilter {
+    pub rule: Option<Rule>,
+    /// Keeps a flag that concerns this office or an office below it (see the module doc).
+    pub office: Option<String>,
+    pub severity: Option<Severity>,
+}
+
+impl FlagFilter {
+    /// Parses the textual filters of the CLI and the API; an unknown rule or
+    /// severity names what is known.
+    pub fn parse(rule: Option<&str>, office: Option<&str>, severity: Option<&str>) -> Result<FlagFilter, String> {
+        let rule = match rule {
+            None => None,
+            Some(name) => Some(Rule::parse(name).ok_or_else(|| {
+                let known: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+                format!("unknown rule {name:?} (known: {})", known.join(", "))
+            })?),
+        };
+        let severity = match severity {
+            None => None,
+            Some(name) => Some(
+                SEVERITIES
+                    .into_iter()
+                    .find(|s| snake_name(s) == name)
+                    .ok_or_else(|| format!("unknown severity {name:?} (known: low, medium, high)"))?,
+            ),
+        };
+        Ok(FlagFilter { rule, office: office.map(str::to_string), severity })
+    }
+}
+
+/// Every severity, lowest first.
+pub const SEVERITIES: [Severity; 3] = [Severity::Low, Severity::Medium, Severity::High];
+
+/// The flags of the ledger under `policy` that pass `filter`, in the order
+/// of [`evaluate`].
+pub fn select_flags(ledger: &Ledger, policy: &Policy, filter: &FlagFilter) -> Result<Vec<Flag>, String> {
+    filter_flags(ledger, evaluate(ledger.projections(), ledger.state(), policy), filter)
+}
+
+/// The flags that pass `filter`, in their order.
+pub fn filter_flags(ledger: &Ledger, mut flags: Vec<Flag>, filter: &FlagFilter) -> Result<Vec<Flag>, String> {
+    let state = ledger.state();
+    if let Some(office) = &filter.office {
+        known_office(state, office)?;
+    }
+    flags.retain(|flag| {
+        filter.rule.is_none_or(|rule| rule == flag.rule) && filter.severity.is_none_or(|s| s == flag.severity)
+    });
+    if let Some(office) = &filter.office {
+        let mut offices_of_events = EventOffices::new(ledger);
+        let mut kept = Vec::with_capacity(flags.len());
+        for flag in flags {
+            if flag_offices(state, &mut offices_of_events, &flag)?.iter().any(|o| is_within(state, o, office)) {
+                kept.push(flag);
+            }
+        }
+        flags = kept;
+    }
+    Ok(flags)
+}
+
 /// `sunledger flags`.
 pub fn flags(
     ledger: &Ledger,
@@ -60,49 +125,28 @@ pub fn flags(
     policy: Option<&Path>,
 ) -> CommandResult {
     let policy = load_policy(policy)?;
-    let rule = match rule {
-        None => None,
-        Some(name) => Some(Rule::parse(name).ok_or_else(|| {
-            let known: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
-            format!("unknown rule {name:?} (known: {})", known.join(", "))
-        })?),
-    };
-    let state = ledger.state();
-    if let Some(office) = office {
-        known_office(state, office)?;
-    }
-    let mut flags = evaluate(ledger.projections(), state, &policy);
-    flags.retain(|flag| rule.is_none() || rule == Some(flag.rule));
-    if let Some(office) = office {
-        let mut offices_of_events = EventOffices::new(ledger);
-        let mut kept = Vec::with_capacity(flags.len());
-        for flag in flags {
-            if flag_concerns(state, &mut offices_of_events, &flag, office)? {
-                kept.push(flag);
-            }
-        }
-        flags = kept;
-    }
+    let flags = select_flags(ledger, &policy, &FlagFilter::parse(rule, office, None)?)?;
     if json {
         print_json(&flags);
     } else {
-        print_flags(&flags, state.clock);
+        print_flags(&flags, ledger.state().clock);
     }
     Ok(EXIT_OK)
 }
 
 /// The acting office of evidence events, read from the store once each.
-struct EventOffices<'a> {
+pub struct EventOffices<'a> {
     ledger: &'a Ledger,
     known: BTreeMap<u64, String>,
 }
 
 impl<'a> EventOffices<'a> {
-    fn new(ledger: &'a Ledger) -> Self {
+    pub fn new(ledger: &'a Ledger) -> Self {
         EventOffices { ledger, known: BTreeMap::new() }
     }
 
-    fn office(&mut self, seq: u64) -> Result<&str, String> {
+    /// The office that acted in event `seq`.
+    pub fn office(&mut self, seq: u64) -> Result<&str, String> {
         if !self.known.contains_key(&seq) {
             let record = self.ledger.store().record(seq).map_err(|e| e.to_string())?;
             let record = record.ok_or_else(|| format!("evidence record {seq} is missing from the store"))?;
@@ -114,7 +158,11 @@ impl<'a> EventOffices<'a> {
     }
 }
 
-fn flag_concerns(state: &State, events: &mut EventOffices<'_>, flag: &Flag, office: &str) -> Result<bool, String> {
+/// The offices a flag concerns: the subject's office (an account's office, a
+/// household's village — also for the households of a shared card or
+/// duplicated person — or a project's office) and the acting office of each
+/// evidence event. May repeat an office.
+pub fn flag_offices(state: &State, events: &mut EventOffices<'_>, flag: &Flag) -> Result<Vec<String>, String> {
     let mut offices: Vec<String> =
         flag.households.iter().filter_map(|h| state.households.get(h)).map(|h| h.village.clone()).collect();
     match flag.subject.kind {
@@ -128,11 +176,11 @@ fn flag_concerns(state: &State, events: &mut EventOffices<'_>, flag: &Flag, offi
     for seq in &flag.evidence {
         offices.push(events.office(*seq)?.to_string());
     }
-    Ok(offices.iter().any(|o| is_within(state, o, office)))
+    Ok(offices)
 }
 
 /// A digest subject shortened for people; other subjects as they are.
-fn shown_subject(flag: &Flag) -> String {
+pub fn shown_subject(flag: &Flag) -> String {
     match flag.subject.kind {
         SubjectKind::Card | SubjectKind::Person => {
             format!("{} {}…", flag.subject.kind.name(), &flag.subject.id[..DIGEST_SHOWN_CHARS])
@@ -166,11 +214,12 @@ fn print_flags(flags: &[Flag], clock: Option<Date>) {
 }
 
 /// Age in days of a lot as of the ledger clock.
-fn age_days(at: Date, clock: Option<Date>) -> i64 {
+pub fn age_days(at: Date, clock: Option<Date>) -> i64 {
     clock.map_or(0, |now| at.days_until(now))
 }
 
-fn oldest_age_days(account: &Account, clock: Option<Date>) -> Option<i64> {
+/// Age of the oldest lot still held (None: nothing held).
+pub fn oldest_age_days(account: &Account, clock: Option<Date>) -> Option<i64> {
     account.lots.iter().map(|lot| age_days(lot.at, clock)).max()
 }
 
@@ -191,6 +240,26 @@ fn flows_json(account: &Account) -> Value {
     })
 }
 
+/// A fund account for machines: balance, lots with their ages as of the
+/// ledger clock, and flows (fen). None if the account was never credited.
+pub fn account_view(projections: &Projections, state: &State, account: &str) -> Option<Value> {
+    let found = projections.accounts.get(account)?;
+    let clock = state.clock;
+    let lots: Vec<Value> = found
+        .lots
+        .iter()
+        .map(|lot| json!({"seq": lot.seq, "at": lot.at, "amount_fen": lot.amount_fen, "age_days": age_days(lot.at, clock)}))
+        .collect();
+    Some(json!({
+        "account": account,
+        "as_of": clock,
+        "balance_fen": found.balance_fen(),
+        "oldest_lot_age_days": oldest_age_days(found, clock),
+        "lots": lots,
+        "flows": flows_json(found),
+    }))
+}
+
 /// `sunledger account OFFICE/PROGRAM`.
 pub fn account(ledger: &Ledger, account: &str, json: bool) -> CommandResult {
     let Some(found) = ledger.projections().accounts.get(account) else {
@@ -198,19 +267,8 @@ pub fn account(ledger: &Ledger, account: &str, json: bool) -> CommandResult {
         return Ok(EXIT_NOT_FOUND_OR_MISMATCH);
     };
     let clock = ledger.state().clock;
-    let lots: Vec<Value> = found
-        .lots
-        .iter()
-        .map(|lot| json!({"seq": lot.seq, "at": lot.at, "amount_fen": lot.amount_fen, "age_days": age_days(lot.at, clock)}))
-        .collect();
     if json {
-        print_json(&json!({
-            "account": account,
-            "as_of": clock,
-            "balance_fen": found.balance_fen(),
-            "lots": lots,
-            "flows": flows_json(found),
-        }));
+        print_json(&account_view(ledger.projections(), ledger.state(), account).expect("the account exists"));
         return Ok(EXIT_OK);
     }
     let as_of = clock.map_or_else(String::new, |d| d.to_string());
@@ -294,6 +352,21 @@ fn household_json(id: &str, household: &Household, deaths: &BTreeMap<String, Dat
     })
 }
 
+/// A household for bureaus and auditors: status timeline, masked members
+/// with their keyed digests, card, payouts and the flags naming it. None if
+/// no such household. Never holds a raw ID or card number (the chain has none).
+pub fn household_view(projections: &Projections, state: &State, household_id: &str, policy: &Policy) -> Option<Value> {
+    let household = projections.households.get(household_id)?;
+    let flags = household_flags(projections, state, household_id, policy);
+    Some(household_json(household_id, household, &projections.deaths, &flags))
+}
+
+fn household_flags(projections: &Projections, state: &State, household_id: &str, policy: &Policy) -> Vec<Flag> {
+    let mut flags = evaluate(projections, state, policy);
+    flags.retain(|flag| flag.households.iter().any(|h| h == household_id));
+    flags
+}
+
 /// `sunledger household ID`.
 pub fn household(ledger: &Ledger, household_id: &str, json: bool, policy: Option<&Path>) -> CommandResult {
     let policy = load_policy(policy)?;
@@ -302,8 +375,7 @@ pub fn household(ledger: &Ledger, household_id: &str, json: bool, policy: Option
         eprintln!("unknown household {household_id:?}");
         return Ok(EXIT_NOT_FOUND_OR_MISMATCH);
     };
-    let mut flags = evaluate(projections, ledger.state(), &policy);
-    flags.retain(|flag| flag.households.iter().any(|h| h == household_id));
+    let flags = household_flags(projections, ledger.state(), household_id, &policy);
     if json {
         print_json(&household_json(household_id, household, &projections.deaths, &flags));
         return Ok(EXIT_OK);
@@ -360,60 +432,88 @@ fn print_household(id: &str, household: &Household, deaths: &BTreeMap<String, Da
     }
 }
 
-/// `sunledger summary`.
-pub fn summary(ledger: &Ledger, office: Option<&str>, json: bool) -> CommandResult {
-    let state = ledger.state();
+/// One fund account in the fund-flow summary (资金流向).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SummaryRow {
+    pub office: String,
+    pub level: Level,
+    pub program: String,
+    pub received_fen: u64,
+    pub passed_on_fen: u64,
+    pub paid_out_fen: u64,
+    pub spent_fen: u64,
+    pub refunded_fen: u64,
+    pub held_fen: u64,
+    /// Age of the oldest lot still held, as of the ledger clock (None: nothing held).
+    pub oldest_lot_age_days: Option<i64>,
+}
+
+/// The fund accounts of `office` and the offices below it (all if None),
+/// by level, office and program. Unknown office: an error.
+pub fn summary_rows(state: &State, projections: &Projections, office: Option<&str>) -> Result<Vec<SummaryRow>, String> {
     if let Some(office) = office {
         known_office(state, office)?;
     }
-    let mut rows: Vec<(crate::payload::Level, &str, &str, &Account)> = Vec::new();
-    for (key, account) in &ledger.projections().accounts {
+    let mut rows = Vec::new();
+    for (key, account) in &projections.accounts {
         let (account_office, program) = key.split_once('/').expect("account ids are office/program");
         if office.is_some_and(|o| !is_within(state, account_office, o)) {
             continue;
         }
         let level = state.offices.get(account_office).map(|o| o.level).ok_or("account of an unknown office")?;
-        rows.push((level, account_office, program, account));
+        rows.push(summary_row(account_office, level, program, account, state.clock));
     }
-    rows.sort_by_key(|(level, office, program, _)| (*level, *office, *program));
-    let clock = state.clock;
+    rows.sort_by(|a, b| (a.level, &a.office, &a.program).cmp(&(b.level, &b.office, &b.program)));
+    Ok(rows)
+}
+
+/// The summary row of one account.
+pub fn summary_row(office: &str, level: Level, program: &str, account: &Account, clock: Option<Date>) -> SummaryRow {
+    let f = &account.flows;
+    SummaryRow {
+        office: office.to_string(),
+        level,
+        program: program.to_string(),
+        received_fen: f.received_fen(),
+        passed_on_fen: f.passed_on_fen(),
+        paid_out_fen: f.paid_out_fen,
+        spent_fen: f.spent_fen,
+        refunded_fen: f.refunds_in_fen,
+        held_fen: account.balance_fen(),
+        oldest_lot_age_days: oldest_age_days(account, clock),
+    }
+}
+
+/// `sunledger summary`.
+pub fn summary(ledger: &Ledger, office: Option<&str>, json: bool) -> CommandResult {
+    let state = ledger.state();
+    let rows = summary_rows(state, ledger.projections(), office)?;
     if json {
-        let values: Vec<Value> = rows
-            .iter()
-            .map(|(level, office, program, account)| {
-                let f = &account.flows;
-                json!({"office": office, "level": level, "program": program,
-                       "received_fen": f.received_fen(), "passed_on_fen": f.passed_on_fen(),
-                       "paid_out_fen": f.paid_out_fen, "spent_fen": f.spent_fen, "refunded_fen": f.refunds_in_fen,
-                       "held_fen": account.balance_fen(), "oldest_lot_age_days": oldest_age_days(account, clock)})
-            })
-            .collect();
-        print_json(&values);
+        print_json(&rows);
         return Ok(EXIT_OK);
     }
-    let as_of = clock.map_or_else(String::new, |d| d.to_string());
+    let as_of = state.clock.map_or_else(String::new, |d| d.to_string());
     println!("fund flow per level (资金流向), yuan, as of {as_of}");
     let mut current_level = None;
-    for (level, office, program, account) in rows {
-        if current_level != Some(level) {
-            current_level = Some(level);
+    for row in rows {
+        if current_level != Some(row.level) {
+            current_level = Some(row.level);
             println!();
-            println!("{}:", snake_name(&level));
+            println!("{}:", snake_name(&row.level));
             println!(
                 "  {:<24} {:>16} {:>16} {:>16} {:>16} {:>16} {:>10}",
                 "account", "received", "passed on", "paid", "spent", "held", "oldest"
             );
         }
-        let f = &account.flows;
-        let oldest = oldest_age_days(account, clock).map_or("-".to_string(), |d| format!("{d}d"));
+        let oldest = row.oldest_lot_age_days.map_or("-".to_string(), |d| format!("{d}d"));
         println!(
             "  {:<24} {:>16} {:>16} {:>16} {:>16} {:>16} {:>10}",
-            format!("{office}/{program}"),
-            yuan(f.received_fen()),
-            yuan(f.passed_on_fen()),
-            yuan(f.paid_out_fen),
-            yuan(f.spent_fen),
-            yuan(account.balance_fen()),
+            format!("{}/{}", row.office, row.program),
+            yuan(row.received_fen),
+            yuan(row.passed_on_fen),
+            yuan(row.paid_out_fen),
+            yuan(row.spent_fen),
+            yuan(row.held_fen),
             oldest
         );
     }

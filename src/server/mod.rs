@@ -8,6 +8,7 @@
 pub mod auth;
 mod head_timeout;
 pub mod metrics;
+pub mod pages;
 pub mod writer;
 
 use crate::error::{Code, Rejection};
@@ -123,6 +124,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/balances", get(balances))
         .route("/v1/offices", get(offices))
         .route("/v1/accounts/{office}/{program}", get(account))
+        .route("/v1/households/{id}", get(pages::reads::household))
+        .route("/v1/flags", get(pages::reads::flags))
+        .route("/v1/summary", get(pages::reads::summary))
+        .merge(pages::routes())
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
         .layer(axum::middleware::from_fn(timeout))
         .with_state(state)
@@ -143,7 +148,18 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/balances"),
     ("get", "/v1/offices"),
     ("get", "/v1/accounts/{office}/{program}"),
+    ("get", "/v1/households/{id}"),
+    ("get", "/v1/flags"),
+    ("get", "/v1/summary"),
+    ("get", "/notice/{file}"),
+    ("get", "/audit"),
 ];
+
+/// Routes that OpenAPI documents under other paths: `/notice/{file}` serves
+/// both the HTML page and, for a `.csv` suffix, its CSV (the router cannot
+/// match a literal suffix after a parameter).
+pub const DOCUMENTED_AS: &[(&str, &[&str])] =
+    &[("/notice/{file}", &["/notice/{office_id}", "/notice/{office_id}.csv"])];
 
 async fn timeout(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
@@ -420,13 +436,16 @@ async fn offices(State(state): State<AppState>) -> ApiResult {
     Ok(Json(json!({"offices": offices})).into_response())
 }
 
+/// `GET /v1/accounts/{office}/{program}`: balance, FIFO lots with their ages, and flows.
 async fn account(State(state): State<AppState>, Path((office, program)): Path<(String, String)>) -> ApiResult {
     let ledger = state.read();
     let account = crate::state::account_id(&office, &program);
     if !ledger.state().balances.contains_key(&account) {
         return Err(ApiError::not_found(format!("no fund account {account}")));
     }
-    Ok(Json(json!({"account": account, "balance_fen": ledger.state().balance(&account)})).into_response())
+    let view = crate::report::account_view(ledger.projections(), ledger.state(), &account)
+        .unwrap_or_else(|| json!({"account": account, "balance_fen": ledger.state().balance(&account)}));
+    Ok(Json(view).into_response())
 }
 
 /// Opens the ledger and serves until Ctrl-C or SIGTERM; the writer drains
@@ -472,6 +491,8 @@ pub async fn serve_async(
             None => shutdown_signal().await,
         }
     };
+    // Peer addresses let /audit tell loopback requests from others.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     checkpoints.abort();
     drop(state);
