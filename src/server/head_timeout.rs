@@ -157,3 +157,14 @@ impl AsyncWrite for HeadTimeoutStream {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+/// The peer address of a connection accepted through [`HeadTimeoutListener`]
+/// (axum's `ConnectInfo`), used by `/audit` to tell loopback requests apart.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
+impl<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, HeadTimeoutListener>> for PeerAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'a, HeadTimeoutListener>) -> Self {
+        PeerAddr(*stream.remote_addr())
+    }
+}

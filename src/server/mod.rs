@@ -492,7 +492,7 @@ pub async fn serve_async(
         }
     };
     // Peer addresses let /audit tell loopback requests from others.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = app.into_make_service_with_connect_info::<head_timeout::PeerAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     checkpoints.abort();
     drop(state);

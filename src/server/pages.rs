@@ -36,7 +36,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use serde::Deserialize;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 pub use csv::{BOM, CSV_COLUMNS};
@@ -165,7 +164,7 @@ fn audit_access(state: &AppState, parts: &Parts) -> Result<(), String> {
             .map(|_| ())
             .map_err(|e| e.message);
     }
-    let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
+    let peer = parts.extensions.get::<ConnectInfo<super::head_timeout::PeerAddr>>().map(|info| info.0 .0);
     let loopback = peer.is_some_and(|peer| peer.ip().is_loopback());
     if loopback && !through_proxy(&parts.headers) {
         return Ok(());
