@@ -325,6 +325,14 @@ pub struct ProjectNotice {
     pub notices: Vec<NoticeSpan>,
 }
 
+/// One fund account in a notice's fund flow, with the names people read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowRow {
+    pub office_name: String,
+    pub program_name: String,
+    pub summary: SummaryRow,
+}
+
 /// The ledger's latest signed checkpoint as a notice shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckpointView {
@@ -373,7 +381,7 @@ pub struct OfficeNotice {
     pub rosters_left_off: usize,
     pub projects: Vec<ProjectNotice>,
     /// Accounts of the office, its ancestors and the offices below it.
-    pub flows: Vec<(String, SummaryRow)>,
+    pub flows: Vec<FlowRow>,
     /// The complaint channel and the office it is from (this one or the nearest ancestor with one).
     pub contact: Option<(String, String)>,
     pub checkpoint: CheckpointView,
@@ -494,7 +502,7 @@ fn roster(
             .into_iter()
             .flatten()
             .copied()
-            .filter(|seq| projections.roster_notices[seq].period.is_none_or(|p| p == period))
+            .filter(|seq| projections.roster_notices.get(seq).is_some_and(|n| n.period.is_none_or(|p| p == period)))
             .collect();
         notice_seqs.extend(listing.iter().copied());
         rows.push(RosterRow {
@@ -514,13 +522,15 @@ fn roster(
         });
     }
     rows.sort_by(|a, b| (&a.village_name, a.paid_on, a.seq).cmp(&(&b.village_name, b.paid_on, b.seq)));
-    let notices = notice_seqs
-        .into_iter()
-        .map(|seq| {
-            let notice = &projections.roster_notices[&seq];
-            NoticeSpan { seq, office: notice.office.clone(), from: notice.from, to: notice.to }
-        })
-        .collect();
+    // One line per publisher and span: a county publishes the same span for each village.
+    let mut notices: Vec<NoticeSpan> = Vec::new();
+    for seq in notice_seqs {
+        let Some(notice) = projections.roster_notices.get(&seq) else { continue };
+        let seen = notices.iter().any(|n| (&n.office, n.from, n.to) == (&notice.office, notice.from, notice.to));
+        if !seen {
+            notices.push(NoticeSpan { seq, office: notice.office.clone(), from: notice.from, to: notice.to });
+        }
+    }
     Roster { program: program.to_string(), program_name, period, notices, rows }
 }
 
@@ -535,7 +545,7 @@ fn projects(state: &State, projections: &Projections, index: &NoticeIndex, offic
             continue;
         }
         let location = match location {
-            Some(l) if state.offices.contains_key(&l) => office_name(state, &l),
+            Some(l) if state.offices.contains_key(&l) => village_label(&office_name(state, &l)),
             Some(l) => l,
             None => String::new(),
         };
@@ -560,8 +570,8 @@ fn projects(state: &State, projections: &Projections, index: &NoticeIndex, offic
 }
 
 /// The accounts of the office, its ancestors and the offices below it, by
-/// level, office and program, each with the office's name.
-fn flows(state: &State, projections: &Projections, office: &str) -> Vec<(String, SummaryRow)> {
+/// level, office and program.
+fn flows(state: &State, projections: &Projections, office: &str) -> Vec<FlowRow> {
     let ancestors = office_chain(state, office);
     let mut rows = Vec::new();
     for (key, account) in &projections.accounts {
@@ -570,10 +580,16 @@ fn flows(state: &State, projections: &Projections, office: &str) -> Vec<(String,
             continue;
         }
         let Some(found) = state.offices.get(account_office) else { continue };
-        let row = summary_row(account_office, found.level, program, account, state.clock);
-        rows.push((found.name.clone(), row));
+        rows.push(FlowRow {
+            office_name: found.name.clone(),
+            program_name: state.programs.get(program).map_or_else(|| program.to_string(), |p| p.name.clone()),
+            summary: summary_row(account_office, found.level, program, account, state.clock),
+        });
     }
-    rows.sort_by(|(_, a), (_, b)| (a.level, &a.office, &a.program).cmp(&(b.level, &b.office, &b.program)));
+    rows.sort_by(|a, b| {
+        let (a, b) = (&a.summary, &b.summary);
+        (a.level, &a.office, &a.program).cmp(&(b.level, &b.office, &b.program))
+    });
     rows
 }
 

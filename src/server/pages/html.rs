@@ -306,7 +306,7 @@ fn write_roster_table(out: &mut String, roster: &Roster, checkpoint: &crate::not
     };
     let _ = writeln!(
         out,
-        "</tbody>\n<tfoot><tr><td colspan=\"6\" data-label=\"合计\">{} 户 {} 笔</td>\
+        "</tbody>\n<tfoot><tr><td colspan=\"6\" data-label=\"合计\">合计：{} 户 {} 笔</td>\
          <td class=\"num\" data-label=\"合计金额（元）\">{}</td><td colspan=\"5\" data-label=\"\">{}</td></tr></tfoot>\n\
          </table></div>",
         roster.households(),
@@ -361,7 +361,8 @@ fn write_flows(out: &mut String, notice: &OfficeNotice) {
         return;
     }
     let mut level = None;
-    for (name, row) in &notice.flows {
+    for flow in &notice.flows {
+        let row = &flow.summary;
         if level != Some(row.level) {
             if level.is_some() {
                 out.push_str("</tbody></table></div>\n");
@@ -383,8 +384,8 @@ fn write_flows(out: &mut String, notice: &OfficeNotice) {
              <td data-label=\"收到（元）\" class=\"num\">{}</td><td data-label=\"拨付下级（元）\" class=\"num\">{}</td>\
              <td data-label=\"发放（元）\" class=\"num\">{}</td><td data-label=\"支出（元）\" class=\"num\">{}</td>\
              <td data-label=\"结存（元）\" class=\"num\">{}</td><td data-label=\"最长滞留天数\" class=\"num\">{}</td></tr>",
-            Escaped(name),
-            Escaped(&row.program),
+            Escaped(&flow.office_name),
+            Escaped(&flow.program_name),
             yuan(row.received_fen),
             yuan(row.passed_on_fen),
             yuan(row.paid_out_fen),
