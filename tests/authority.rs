@@ -394,3 +394,16 @@ fn replay_into_another_ledger(accepted: &[String]) {
     }
     assert_eq!(kinds.len(), 16, "every kind was replayed: {kinds:?}");
 }
+
+#[test]
+fn root_keys_cannot_be_added_or_revoked() {
+    // Goal: pin what the ledger does where SPEC is silent: root is not an office, so key_add and
+    // key_revoke naming office "root" are `unknown_reference` — root keys are fixed at genesis and a
+    // lost root key cannot be revoked or replaced (raised with the lead as a SPEC question).
+    let mut world = World::new();
+    let public = world.keys.derive("root/k2");
+    let add = json!({"office_id": "root", "key_id": "root/k2", "public_key": public, "roles": ["admin"]});
+    assert_eq!(world.outcome("key_add", "root", add, &["root/k1"]), "unknown_reference");
+    let revoke = json!({"office_id": "root", "key_id": "root/k1", "reason": "轮换"});
+    assert_eq!(world.outcome("key_revoke", "root", revoke, &["root/k1"]), "unknown_reference");
+}

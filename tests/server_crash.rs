@@ -18,7 +18,7 @@ fn killed_server_and_import_lose_nothing_acknowledged() {
     let started = Instant::now();
     let output = Command::new(env!("CARGO_BIN_EXE_sunledger-crash-campaign"))
         .args(["--cycles", CYCLES, "--clients", "3", "--kill-ms-max", "600", "--seed", "11"])
-        .args(["--import-villages", "8", "--import-households", "40", "--time-limit-secs", "200"])
+        .args(["--import-villages", "16", "--import-households", "40", "--time-limit-secs", "200"])
         .args(["--bin", env!("CARGO_BIN_EXE_sunledger")])
         .output()
         .expect("the campaign runs");

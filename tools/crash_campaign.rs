@@ -35,6 +35,8 @@ use sunledger::envelope::Envelope;
 
 /// How long a restarted server may take to answer /healthz.
 const RECOVERY_MS_MAX: u64 = 60_000;
+/// Allowance for an import's start (process, store open) when timing a kill.
+const IMPORT_START_MICROS: u64 = 150_000;
 /// Requests one client sends in one cycle at most.
 const REQUESTS_PER_CYCLE_MAX: usize = 5_000;
 /// Envelopes in one batch request at most (the campaign's own bound).
@@ -864,12 +866,18 @@ fn import_campaign(options: &Options, bin: &Path, deadline: Instant) -> Report {
     let mut previous = 0u64;
     let (mut completed, mut killed) = (0, 0);
     let mut sizes = Vec::new();
-    for cycle in 0..cycles {
+    // A cycle is one kill; an import that finishes first is counted apart and
+    // starts a fresh ledger, as does a kill after everything was stored.
+    let mut attempt = 0;
+    while killed < cycles && attempt < cycles * 3 {
+        let cycle = attempt;
+        attempt += 1;
         if Instant::now() > deadline {
-            report.failures.push(format!("time limit reached after {cycle} import cycles"));
+            report.failures.push(format!("time limit reached after {killed} import kills"));
             break;
         }
-        let delay = Duration::from_micros(random.below(full_time.as_micros() as u64 * 11 / 10 + 1));
+        // A resumed import re-reads the stored lines as repeats, so it takes about as long as a full one.
+        let delay = Duration::from_micros(random.below(full_time.as_micros() as u64 + IMPORT_START_MICROS));
         let mut child = Command::new(bin)
             .args(["import", "--data", data.to_str().unwrap(), &input_arg])
             .stdout(Stdio::null())
@@ -889,13 +897,19 @@ fn import_campaign(options: &Options, bin: &Path, deadline: Instant) -> Report {
                     report.lost += previous - size;
                     report.failures.push(format!("cycle {cycle}: the store shrank from {previous} to {size}"));
                 }
+                let group = sunledger::ledger::GROUP_EVENTS_MAX as u64;
+                if size % group != 0 && size != lines.len() as u64 {
+                    report.failures.push(format!("cycle {cycle}: {size} records stored: a torn group of {group}"));
+                }
                 if done && size != lines.len() as u64 {
                     report
                         .failures
                         .push(format!("cycle {cycle}: import exited 0 with {size} of {} stored", lines.len()));
                 }
                 previous = size;
-                sizes.push(size);
+                if !done {
+                    sizes.push(size);
+                }
             }
             Err(problem) => report.failures.push(format!("cycle {cycle}: {problem}")),
         }
@@ -913,15 +927,19 @@ fn import_campaign(options: &Options, bin: &Path, deadline: Instant) -> Report {
             report.verify_ok += 1;
             report.rebuild_ok += 1;
         }
-        report.cycles += 1;
+        report.cycles += usize::from(!done);
         progress("import", cycle, &report, &data);
         if done {
             completed += 1;
             report.acknowledged += lines.len() as u64;
+        }
+        if done || previous == lines.len() as u64 {
+            // Everything is stored: another run would only meet repeats. Start afresh.
             generation += 1;
             data = work.path().join(format!("data-{generation}"));
             previous = 0;
-        } else {
+        }
+        if !done {
             killed += 1;
         }
     }
@@ -931,13 +949,23 @@ fn import_campaign(options: &Options, bin: &Path, deadline: Instant) -> Report {
         Ok((size, _)) if last.status.success() && size == lines.len() as u64 => {}
         other => report.failures.push(format!("the final import did not complete: {:?}", other.map(|(s, _)| s))),
     }
+    if killed < cycles {
+        report.failures.push(format!("only {killed} of {cycles} imports were killed before finishing"));
+    }
     let (size_median, _) = median_and_max(&sizes.iter().map(|s| *s as f64).collect::<Vec<_>>());
+    let zero = sizes.iter().filter(|s| **s == 0).count();
+    let whole = sizes.iter().filter(|s| **s == lines.len() as u64).count();
     report.lines.push(format!(
         "input: county-year of {} events, uninterrupted import {:.0} ms; {killed} kills, {completed} imports finished before the kill",
         lines.len(),
         millis(full_time)
     ));
-    report.lines.push(format!("stored prefix after a kill: median {size_median:.0} records"));
+    report.lines.push(format!(
+        "stored prefix after a kill: median {size_median:.0} records, always whole groups of {} \
+         ({zero} kills before the first group was durable, {whole} after the last); {} records found stored after kills",
+        sunledger::ledger::GROUP_EVENTS_MAX,
+        sizes.iter().sum::<u64>()
+    ));
     report.lines.push("recovery time here is Ledger::open after the kill (store recovery and replay)".into());
     report
 }
