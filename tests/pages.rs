@@ -106,7 +106,10 @@ fn world() -> World {
     append(&mut ledger, &after_checkpoint(&generated));
     let (state, projections) = (ledger.state().clone(), ledger.projections().clone());
     drop(ledger);
-    let server = TestServer::start(&data, Some(log));
+    // No log key: the server issues no checkpoint of its own (it would at start), so the page
+    // carries the one issued above and the events after it stay pending.
+    drop(log);
+    let server = TestServer::start(&data, None);
     World { server, _dir: dir, generated, state, projections, checkpoint_size, _serial: serial }
 }
 
@@ -389,4 +392,22 @@ fn summary_and_accounts_equal_the_projections() {
     assert!(account["lots"][0]["age_days"].as_i64().unwrap() >= 365, "the planted idle lot is old");
     assert_eq!(account["flows"]["received_fen"], held.flows.received_fen());
     assert_eq!(account["oldest_lot_age_days"], account["lots"][0]["age_days"]);
+}
+
+#[test]
+fn before_any_checkpoint_the_page_says_it_is_pending() {
+    // Goal: with no checkpoint issued, the page gives the tree size, says the checkpoint is pending,
+    // links each row to its record but to no proof, and issues no checkpoint itself; with no
+    // contact anywhere up the office tree it says so.
+    let _serial = ONE_WORLD_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let data = support::vector_ledger(dir.path());
+    let server = TestServer::start(&data, None);
+    let page = get(server.addr, "/notice/422822101201").text();
+    assert!(page.contains("检查点待签发：账本现有 27 条记录"), "pending, with the tree size");
+    assert!(!page.contains("<pre class=\"checkpoint\">"));
+    assert!(links(&page, "/v1/proofs/inclusion?").is_empty(), "no proof without a checkpoint");
+    assert_eq!(links(&page, "/v1/records/").len(), 3, "the three payouts link to their records");
+    assert!(page.contains("均未在账本中登记监督举报渠道"));
+    assert_eq!(get(server.addr, "/v1/checkpoint").status, 404, "rendering issued no checkpoint");
 }

@@ -130,21 +130,22 @@ async fn notice(
         ),
     };
     let query = NoticeQuery { program: params.program.filter(|p| !p.is_empty()), period };
-    let page = with_index(state, cache, move |ledger, index| {
+    let rendered = with_index(state, cache, move |ledger, index| {
         let note = ledger.latest_checkpoint().map_err(|e| ApiError::storage(e.to_string()))?;
         let state = ledger.state();
         let checkpoint = CheckpointView::new(state, note);
         let notice = crate::notice::office_notice(state, ledger.projections(), index, &office, &query, checkpoint)
             .ok_or_else(|| ApiError::not_found(format!("no office {office:?}")))?;
         if csv {
-            return csv::roster_csv(&notice).map(|text| (true, office, text)).map_err(ApiError::storage);
+            let text = csv::roster_csv(&notice).map_err(ApiError::storage)?;
+            return Ok(Rendered::Csv { office, text });
         }
         let names = |id: &str| crate::notice::office_name(state, id);
-        Ok((false, office, html::notice_page(&notice, &names)))
+        Ok(Rendered::Html(html::notice_page(&notice, &names)))
     })
     .await?;
-    Ok(match page {
-        (true, office, text) => {
+    Ok(match rendered {
+        Rendered::Csv { office, text } => {
             let disposition = format!("attachment; filename=\"notice-{office}.csv\"");
             let headers = [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -152,8 +153,18 @@ async fn notice(
             ];
             (headers, text).into_response()
         }
-        (false, _, page) => html_response(StatusCode::OK, page),
+        Rendered::Html(page) => html_response(StatusCode::OK, page),
     })
+}
+
+/// A notice as the request asked for it.
+enum Rendered {
+    Html(String),
+    /// Office ids are `[A-Za-z0-9._:-]` (SPEC §3), safe in a file name.
+    Csv {
+        office: String,
+        text: String,
+    },
 }
 
 /// Whether a request may see the auditor's page: signed by a registered
