@@ -66,12 +66,23 @@ impl TestServer {
 }
 
 impl Drop for TestServer {
+    /// Stops the server and waits for it, at most `SHUTDOWN_WAIT`: a server
+    /// that does not finish (sled 0.34 has been seen to hang at shutdown with
+    /// several stores in one process) is left behind rather than hanging the
+    /// test run.
     fn drop(&mut self) {
+        const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            let started = std::time::Instant::now();
+            while !thread.is_finished() && started.elapsed() < SHUTDOWN_WAIT {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
         }
     }
 }
