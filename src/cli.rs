@@ -272,7 +272,10 @@ pub fn run() -> i32 {
             }
             other => other,
         },
-        Command::Serve { data, log_key, addr, policy: _ } => serve(&data, &log_key, &addr),
+        Command::Serve { data, log_key, addr, policy } => {
+            let policy = policy_path(&data, policy);
+            serve(&data, &log_key, &addr, policy.as_deref())
+        }
         Command::Demo { addr, data, seed } => {
             crate::demo::run(&crate::demo::DemoOptions { addr, data, seed }).map(|()| EXIT_OK)
         }
@@ -715,9 +718,12 @@ fn verify(
     Ok(if report.valid() { EXIT_OK } else { EXIT_REJECTED })
 }
 
-fn serve(data: &Path, log_key: &Path, addr: &str) -> CommandResult {
+fn serve(data: &Path, log_key: &Path, addr: &str, policy: Option<&Path>) -> CommandResult {
     let key = crate::keys::read(log_key)?;
     key.signing_key()?;
+    if let Some(path) = policy {
+        crate::server::set_policy(crate::policy::Policy::load(path).map_err(|e| e.to_string())?)?;
+    }
     init_logging();
     crate::server::serve(data, Some(key), addr)?;
     Ok(EXIT_OK)

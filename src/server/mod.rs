@@ -40,6 +40,20 @@ const EXPORT_CHUNK_RECORDS: u64 = 1024;
 /// How often the server issues a checkpoint when the ledger grew.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The misuse-rule policy of this server process (`serve --policy`, or
+/// `policy.toml` in the data directory), set once at start-up; the built-in
+/// defaults when none was given. Flags on `/audit` and `/v1/flags` use it.
+static POLICY: std::sync::OnceLock<crate::policy::Policy> = std::sync::OnceLock::new();
+
+pub fn policy() -> &'static crate::policy::Policy {
+    POLICY.get_or_init(crate::policy::Policy::default)
+}
+
+/// Sets the process's policy; only before the first use.
+pub fn set_policy(policy: crate::policy::Policy) -> Result<(), String> {
+    POLICY.set(policy).map_err(|_| "the server's policy is already set".to_string())
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {

@@ -212,8 +212,8 @@ async fn audit(
     )
     .map_err(ApiError::bad_request)?;
     let page = with_index(state, cache, move |ledger, index| {
-        let policy = crate::policy::Policy::default();
-        let all = crate::rules::evaluate(ledger.projections(), ledger.state(), &policy);
+        let policy = crate::server::policy();
+        let all = crate::rules::evaluate(ledger.projections(), ledger.state(), policy);
         let fund_offices = audit::offices_with_fund_flags(&all);
         let flags = crate::report::filter_flags(ledger, all, &filter).map_err(ApiError::bad_request)?;
         audit::audit_page(ledger, index, &flags, &filter, &fund_offices).map_err(ApiError::storage)
