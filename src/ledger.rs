@@ -244,6 +244,11 @@ impl Drop for GroupWriter<'_> {
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
+    /// The hash of the record at `state.size - 1`, hex: ties the snapshot to
+    /// this chain (a snapshot file copied from elsewhere, or one newer than
+    /// what sled kept after a crash, is not used).
+    #[serde(default)]
+    last_hash: Option<String>,
     state: State,
     projections: Projections,
 }
@@ -322,18 +327,34 @@ impl EventIndex for GroupIndex<'_> {
     }
 }
 
-/// The stored snapshot, or an empty fold when there is none or it cannot be
-/// read (an older format, damage): the records are the truth, so the ledger
-/// then replays them all instead of refusing to open.
-fn load_snapshot(store: &dyn Store) -> Result<Snapshot, StorageError> {
-    let empty = || Snapshot { state: State::default(), projections: Projections::default() };
-    match store.snapshot()? {
-        Some(bytes) => Ok(serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+/// The stored snapshot, or an empty fold when there is none, it cannot be
+/// read (an older format, damage) or it does not match the stored chain (its
+/// size beyond the head, or another hash at its size): the records are the
+/// truth, so the ledger then replays them all instead of refusing to open.
+fn load_snapshot(store: &dyn Store, head: &Head) -> Result<Snapshot, StorageError> {
+    let empty = || Snapshot { last_hash: None, state: State::default(), projections: Projections::default() };
+    let Some(bytes) = store.snapshot()? else { return Ok(empty()) };
+    let snapshot: Snapshot = match serde_json::from_slice(&bytes) {
+        Ok(snapshot) => snapshot,
+        Err(error) => {
             tracing::warn!(%error, "the state snapshot is unreadable; replaying the whole chain");
-            empty()
-        })),
-        None => Ok(empty()),
+            return Ok(empty());
+        }
+    };
+    let size = snapshot.state.size;
+    if size == 0 {
+        return Ok(snapshot);
     }
+    let stored = if size <= head.size { store.record(size - 1)?.map(|r| crate::encoding::hex(&r.hash)) } else { None };
+    if stored.is_none() || stored != snapshot.last_hash {
+        tracing::warn!(
+            size,
+            head = head.size,
+            "the state snapshot does not match the chain; replaying the whole chain"
+        );
+        return Ok(empty());
+    }
+    Ok(snapshot)
 }
 
 impl Ledger {
@@ -347,7 +368,7 @@ impl Ledger {
     /// Loads the latest snapshot and replays the records after it.
     pub fn with_store(store: std::sync::Arc<dyn Store>) -> Result<Ledger, StorageError> {
         let head = store.head()?.unwrap_or_default();
-        let snapshot = load_snapshot(store.as_ref())?;
+        let snapshot = load_snapshot(store.as_ref(), &head)?;
         let snapshot_size = snapshot.state.size;
         let mut ledger = Ledger {
             store,
@@ -512,10 +533,12 @@ impl Ledger {
     fn snapshot_bytes(&self) -> Result<Vec<u8>, StorageError> {
         #[derive(Serialize)]
         struct SnapshotRef<'a> {
+            last_hash: String,
             state: &'a State,
             projections: &'a Projections,
         }
-        serde_json::to_vec(&SnapshotRef { state: &self.state, projections: &self.projections })
+        let last_hash = crate::encoding::hex(&self.head.last_hash);
+        serde_json::to_vec(&SnapshotRef { last_hash, state: &self.state, projections: &self.projections })
             .map_err(|e| StorageError(format!("snapshot: {e}")))
     }
 
@@ -523,7 +546,7 @@ impl Ledger {
     /// reload it from the store so it again equals the durable fold.
     fn abandon<T>(&mut self, error: StorageError) -> Result<T, StorageError> {
         self.head = self.store.head()?.unwrap_or_default();
-        let snapshot = load_snapshot(self.store.as_ref())?;
+        let snapshot = load_snapshot(self.store.as_ref(), &self.head)?;
         self.state = snapshot.state;
         self.projections = snapshot.projections;
         self.frontier = Frontier::from_source(self.head.size, &StoreNodes(self.store.as_ref()))?;
@@ -572,6 +595,12 @@ impl Ledger {
             crate::merkle::ConsistencyProofError::Source(error) => ProofRequestError::Storage(error),
             other => ProofRequestError::OutOfRange(other.to_string()),
         })
+    }
+
+    /// Why writes are refused until the ledger is reopened: the error of a
+    /// commit that failed (`None` while the ledger is writable).
+    pub fn write_failure(&self) -> Option<String> {
+        self.failed.as_ref().map(|error| error.0.clone())
     }
 
     /// Signs and stores a checkpoint of the current tree with the ledger's

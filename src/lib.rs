@@ -21,6 +21,7 @@ pub mod lines;
 pub mod merkle;
 pub mod notice;
 pub mod payload;
+pub mod personal;
 pub mod policy;
 pub mod projection;
 pub mod report;

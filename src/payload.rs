@@ -27,6 +27,9 @@ pub const NOTICE_ITEMS_MAX: usize = 10_000;
 
 macro_rules! checked_string {
     ($(#[$doc:meta])* $name:ident, $check:expr, $what:literal) => {
+        checked_string!($(#[$doc])* $name, $check, $what, |_| None);
+    };
+    ($(#[$doc:meta])* $name:ident, $check:expr, $what:literal, $personal:expr) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
         #[serde(transparent)]
@@ -36,7 +39,14 @@ macro_rules! checked_string {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 let text = String::deserialize(deserializer)?;
                 let check: fn(&str) -> bool = $check;
-                if check(&text) {
+                let personal: fn(&str) -> Option<crate::personal::Found> = $personal;
+                if let Some(found) = personal(&text) {
+                    Err(de::Error::custom(format!(
+                        "holds {} ({:?}); the chain takes only keyed digests and masked forms (SPEC §1)",
+                        found.describe(),
+                        clip(&text)
+                    )))
+                } else if check(&text) {
                     Ok($name(text))
                 } else {
                     Err(de::Error::custom(format!("not {}: {:?}", $what, clip(&text))))
@@ -58,9 +68,10 @@ macro_rules! checked_string {
     };
 }
 
-/// Shortens echoed input in error messages.
+/// Shortens echoed input in error messages, and hides long digit runs so a
+/// refused ID or card number is never echoed (`personal::redact`).
 fn clip(text: &str) -> String {
-    text.chars().take(80).collect()
+    crate::personal::redact(&text.chars().take(80).collect::<String>())
 }
 
 fn is_id(text: &str) -> bool {
@@ -108,17 +119,19 @@ fn is_masked_name(text: &str) -> bool {
 }
 
 checked_string!(
-    /// An object or event id: `[A-Za-z0-9._:-]{1,64}`.
-    Id, is_id, "an id [A-Za-z0-9._:-]{1,64}");
+    /// An object or event id: `[A-Za-z0-9._:-]{1,64}`, not holding a valid
+    /// ID or card number (`personal::find_in_id`).
+    Id, is_id, "an id [A-Za-z0-9._:-]{1,64}", crate::personal::find_in_id);
 checked_string!(
     /// A key id: an id that may also contain `/`.
-    KeyId, is_key_id, "a key id [A-Za-z0-9._:/-]{1,64}");
+    KeyId, is_key_id, "a key id [A-Za-z0-9._:/-]{1,64}", crate::personal::find_in_id);
 checked_string!(
     /// 64 lowercase hex: a keyed digest (HMAC-SHA256) or a document digest.
     Digest, is_digest, "64 lowercase hex");
 checked_string!(
-    /// Free text, at most 500 characters.
-    Text, is_text, "text of at most 500 characters");
+    /// Free text, at most 500 characters, holding nothing shaped like an ID
+    /// or card number (`personal::find_in_text`).
+    Text, is_text, "text of at most 500 characters", crate::personal::find_in_text);
 checked_string!(
     /// GB/T 2260 administrative division code, 2–12 digits.
     RegionCode, is_region_code, "a region code of 2-12 digits");
@@ -607,8 +620,10 @@ impl Body {
     }
 }
 
+/// serde's own messages quote the offending value; long digit runs in them
+/// are redacted like every other echo (`personal::redact`).
 fn schema_error(error: impl std::fmt::Display) -> Rejection {
-    Rejection::new(Code::Schema, format!("payload: {error}"))
+    Rejection::new(Code::Schema, crate::personal::redact(&format!("payload: {error}")))
 }
 
 /// Rules that a type cannot express: list bounds, required alternatives.

@@ -2,18 +2,30 @@
 //! default.
 //!
 //! Owns: key layout, atomic commits and durability. Invariant: `commit`
-//! writes a whole group (records, event index, head, snapshot) in one atomic
-//! batch and returns only after it is flushed to disk, so after a crash the
-//! store holds a prefix of acknowledged groups, 100% or 0% of each.
+//! writes a whole group (records, event index, Merkle nodes, head,
+//! checkpoint) in one atomic batch and returns only after it is flushed to
+//! disk, so after a crash the store holds a prefix of acknowledged groups,
+//! 100% or 0% of each. The state snapshot is not part of that batch: it is
+//! an accelerator written after the flush (below), never the truth.
 //! Never: judges events (that is `validate`).
 //!
 //! Key layout (one sled tree, prefixes keep kinds apart and records ordered):
 //!   `r` u64be(seq)        → i64be(recorded_at_ms) ‖ hash(32) ‖ envelope bytes as received
 //!   `e` event id          → JSON `IndexedEvent`
 //!   `h`                   → JSON `Head`
-//!   `s`                   → JSON snapshot of the folded state at `Head.size` of its own
 //!   `m` u8(level) u64be(i)→ Merkle interior node hash (32), level ≥ 1 (leaves are the records' hashes)
 //!   `c` u64be(size)       → a signed checkpoint note issued at that size
+//!   `s`                   → (before 2026-11-30) the snapshot; read if no file exists, removed by the next one
+//!
+//! The snapshot of the folded state lives in its own file,
+//! `state-snapshot.json` beside sled's files, replaced atomically (write a
+//! temporary file, fsync, rename, fsync the directory) after the group that
+//! carries it is durable. It used to be a sled value: sled 0.34 stores large
+//! values as blob files, and after SIGKILLs it left the superseded snapshot
+//! blobs behind (11.4 GB for a 61 MB ledger in the crash campaign,
+//! RELIABILITY.md). A crash between the flush and the rename leaves the
+//! previous snapshot, which the ledger accepts only if it matches the chain
+//! (size and hash), then replays the records after it.
 
 use crate::encoding::Hash;
 use crate::state::IndexedEvent;
@@ -24,7 +36,11 @@ use std::path::Path;
 const RECORD_PREFIX: u8 = b'r';
 const EVENT_PREFIX: u8 = b'e';
 const HEAD_KEY: &[u8] = b"h";
-const SNAPSHOT_KEY: &[u8] = b"s";
+/// Where snapshots were kept before they moved to `SNAPSHOT_FILE`.
+const LEGACY_SNAPSHOT_KEY: &[u8] = b"s";
+/// The snapshot file in the store's directory, and its temporary name.
+pub const SNAPSHOT_FILE: &str = "state-snapshot.json";
+const SNAPSHOT_TEMPORARY_FILE: &str = "state-snapshot.json.tmp";
 const MERKLE_PREFIX: u8 = b'm';
 const CHECKPOINT_PREFIX: u8 = b'c';
 /// sled page cache. Records are read sequentially and state lives in memory,
@@ -119,9 +135,10 @@ fn encode_record(record: &StoredRecord) -> Vec<u8> {
     value
 }
 
-/// sled 0.34.7 in a local directory.
+/// sled 0.34.7 in a local directory, and the snapshot file beside it.
 pub struct SledStore {
     db: sled::Db,
+    directory: std::path::PathBuf,
 }
 
 impl SledStore {
@@ -134,7 +151,7 @@ impl SledStore {
             let opened =
                 sled::Config::new().path(directory).cache_capacity(CACHE_BYTES).mode(sled::Mode::HighThroughput).open();
             match opened {
-                Ok(db) => return Ok(SledStore { db }),
+                Ok(db) => return Ok(SledStore { db, directory: directory.to_path_buf() }),
                 Err(sled::Error::Io(error))
                     if error.to_string().contains("lock") && started.elapsed().as_millis() < LOCK_WAIT_MS_MAX =>
                 {
@@ -145,6 +162,21 @@ impl SledStore {
                 }
             }
         }
+    }
+}
+
+impl SledStore {
+    /// Replaces the snapshot file atomically: temporary file, fsync, rename,
+    /// fsync of the directory (so the rename itself survives a crash).
+    fn write_snapshot(&self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let temporary = self.directory.join(SNAPSHOT_TEMPORARY_FILE);
+        let mut file = std::fs::File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&temporary, self.directory.join(SNAPSHOT_FILE))?;
+        std::fs::File::open(&self.directory)?.sync_all()
     }
 }
 
@@ -183,7 +215,13 @@ impl Store for SledStore {
     }
 
     fn snapshot(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.db.get(SNAPSHOT_KEY).map_err(storage)?.map(|v| v.to_vec()))
+        match std::fs::read(self.directory.join(SNAPSHOT_FILE)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                Ok(self.db.get(LEGACY_SNAPSHOT_KEY).map_err(storage)?.map(|v| v.to_vec()))
+            }
+            Err(error) => Err(storage(format!("cannot read {SNAPSHOT_FILE}: {error}"))),
+        }
     }
 
     fn merkle_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StorageError> {
@@ -216,8 +254,8 @@ impl Store for SledStore {
         if let Some(head) = &group.head {
             batch.insert(HEAD_KEY, serde_json::to_vec(head).map_err(storage)?);
         }
-        if let Some(snapshot) = group.snapshot {
-            batch.insert(SNAPSHOT_KEY, snapshot);
+        if group.snapshot.is_some() {
+            batch.remove(LEGACY_SNAPSHOT_KEY);
         }
         if let Some((size, note)) = group.checkpoint {
             let mut key = vec![CHECKPOINT_PREFIX];
@@ -226,10 +264,18 @@ impl Store for SledStore {
         }
         self.db.apply_batch(batch).map_err(storage)?;
         self.db.flush().map_err(storage)?;
+        if let Some(snapshot) = group.snapshot {
+            // The group is durable: a snapshot that cannot be written costs a
+            // longer replay at the next open, not the group.
+            if let Err(error) = self.write_snapshot(&snapshot) {
+                tracing::warn!(%error, "the state snapshot was not written; the next open replays more");
+            }
+        }
         Ok(())
     }
 
     fn size_on_disk(&self) -> Option<u64> {
-        self.db.size_on_disk().ok()
+        let snapshot = std::fs::metadata(self.directory.join(SNAPSHOT_FILE)).map(|m| m.len()).unwrap_or(0);
+        self.db.size_on_disk().ok().map(|sled| sled + snapshot)
     }
 }

@@ -32,6 +32,8 @@ fn health_and_metrics() {
     let (_dir, server) = server();
     let health = get(server.addr, "/healthz");
     assert_eq!(health.status, 200);
+    assert_eq!(health.json()["status"], "ok", "{}", health.text());
+    assert_eq!(health.json()["size"], 27, "{}", health.text());
     post(server.addr, "/v1/events", payout("m1", 100).as_bytes());
     post(server.addr, "/v1/events", b"garbage");
     let metrics = get(server.addr, "/metrics").text();

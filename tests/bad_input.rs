@@ -106,7 +106,30 @@ fn catalogue() -> Vec<(String, Vec<u8>, &'static str)> {
     {
         cases.push((format!("date {date}"), payout_dated("bad-8", date), "schema"));
     }
+    // Raw personal numbers (SPEC §1), in free text and in ids: refused, and never echoed back.
+    for (what, number) in PERSONAL_NUMBERS {
+        let memo = payout_with_amount("bad-9", "100").replacen('{', &format!("{{\"memo\":\"户主 {number}\","), 1);
+        cases.push((format!("personal: {what} in the memo"), sign_bytes(memo.as_bytes()), "schema"));
+    }
+    let household = payout_with_amount("bad-10", "100").replace("422822101201-0001", "11010519491231002X");
+    cases.push(("personal: an ID number as the household id".into(), sign_bytes(household.as_bytes()), "schema"));
     cases
+}
+
+/// Raw numbers the catalogue smuggles into payloads, as written.
+const PERSONAL_NUMBERS: [(&str, &str); 3] = [
+    ("an ID number", "11010519491231002X"),
+    ("a card number", "6228480402564890018"),
+    ("a card number in groups", "6228 4804 0256 4890 018"),
+];
+
+/// A refusal of a personal number must not carry the number (stderr, HTTP body, logs).
+fn assert_not_echoed(what: &str, output: &str) {
+    for (_, number) in PERSONAL_NUMBERS {
+        for digits in [number.to_string(), number.replace(' ', ""), number[..17].to_string()] {
+            assert!(!output.contains(&digits), "{what}: the refusal echoes {digits}: {output}");
+        }
+    }
 }
 
 /// Imports one line through the CLI: exit 1, the expected code on line 1.
@@ -120,6 +143,8 @@ fn check_cli(data: &std::path::Path, dir: &std::path::Path, what: &str, line: &[
         serde_json::from_str(&first).unwrap_or_else(|e| panic!("{what}: stderr is not JSON ({e}): {first}"));
     assert_eq!(report["error"], code, "{what}: {report}");
     assert_eq!(report["line"], 1, "{what}");
+    assert_not_echoed(what, &String::from_utf8_lossy(&output.stderr));
+    assert_not_echoed(what, &String::from_utf8_lossy(&output.stdout));
 }
 
 #[test]
@@ -165,6 +190,7 @@ fn http_refuses_every_bad_body_and_changes_nothing() {
         assert!((400..500).contains(&response.status), "{what}: {} {}", response.status, response.text());
         assert_eq!(response.json()["error"], *code, "{what}: {}", response.text());
         assert!(response.json()["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}");
+        assert_not_echoed(what, &response.text());
         // The same envelope inside batches, where it is JSON at all.
         if let Ok(envelope) = serde_json::from_slice::<serde_json::Value>(body) {
             let per_event = post(server.addr, "/v1/events", json!({"envelopes": [envelope]}).to_string().as_bytes());
@@ -177,7 +203,9 @@ fn http_refuses_every_bad_body_and_changes_nothing() {
         }
     }
     let too_big = vec![b' '; sunledger::server::REQUEST_BODY_BYTES_MAX + 1];
-    assert_eq!(post(server.addr, "/v1/events", &too_big).status, 413);
+    let response = post(server.addr, "/v1/events", &too_big);
+    assert_eq!(response.status, 413);
+    assert_eq!(response.json()["error"], "bad_envelope", "a JSON error like every other: {}", response.text());
     let mut deep_batch = b"{\"envelopes\":".to_vec();
     deep_batch.extend(std::iter::repeat_n(b'[', NESTING_DEPTH));
     let response = post(server.addr, "/v1/events", &deep_batch);
@@ -354,7 +382,9 @@ fn keep_alive_connections_serve_several_requests() {
     let mut stream = TcpStream::connect(server.addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    assert_eq!(read_response(&mut stream), (200, b"ok\n".to_vec()));
+    let (status, body) = read_response(&mut stream);
+    assert_eq!(status, 200);
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["status"], "ok");
     let event = sign(&payout_with_amount("keep-alive-1", "100"), &["422822/k1"]);
     let head = format!("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", event.len());
     stream.write_all(head.as_bytes()).unwrap();

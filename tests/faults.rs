@@ -173,10 +173,28 @@ fn assert_storage_error(response: &support::http::Response) {
     assert!(!response.json()["message"].as_str().unwrap_or("").is_empty());
 }
 
+/// After a failed commit `/healthz` says so: 503, JSON, writes refused, with the cause.
+fn assert_degraded(addr: SocketAddr) {
+    let health = get(addr, "/healthz");
+    assert_eq!(health.status, 503, "{}", health.text());
+    assert_eq!(health.json()["status"], "degraded", "{}", health.text());
+    assert_eq!(health.json()["writes"], "refused", "{}", health.text());
+    assert!(health.json()["reason"].as_str().is_some_and(|r| r.contains("commit failed")), "{}", health.text());
+}
+
+/// A healthy server's `/healthz`: 200 JSON, writes accepted.
+fn assert_healthy(addr: SocketAddr) {
+    let health = get(addr, "/healthz");
+    assert_eq!(health.status, 200, "{}", health.text());
+    assert_eq!(health.json()["status"], "ok", "{}", health.text());
+    assert_eq!(health.json()["writes"], "accepted", "{}", health.text());
+}
+
 /// Reads still answer while writes fail. (They may show the failed group,
 /// which the store holds in memory until a restart: see RELIABILITY.md.)
 fn assert_reads_answer(addr: SocketAddr) {
-    for path in ["/healthz", "/v1/records/0", "/v1/offices", "/v1/export", "/v1/balances", "/v1/events/e000016"] {
+    assert_degraded(addr);
+    for path in ["/v1/records/0", "/v1/offices", "/v1/export", "/v1/balances", "/v1/events/e000016"] {
         assert_eq!(get(addr, path).status, 200, "{path} while writes fail");
     }
 }
@@ -185,7 +203,8 @@ fn assert_reads_answer(addr: SocketAddr) {
 /// fail with 503 storage_error (sled's I/O errors are sticky and can reach
 /// reads) or, for the streamed export, end early — but never hang or crash.
 fn assert_reads_answer_on_a_full_disk(addr: SocketAddr) {
-    for path in ["/healthz", "/v1/offices", "/v1/balances"] {
+    assert_degraded(addr);
+    for path in ["/v1/offices", "/v1/balances"] {
         assert_eq!(get(addr, path).status, 200, "{path} on a full disk");
     }
     for path in ["/v1/records/0", "/v1/events/e000016", "/v1/export"] {
@@ -227,6 +246,7 @@ fn failed_commit_gives_503_keeps_reads_and_loses_nothing() {
     let server = Server::start(ledger);
     let mut acked = BTreeMap::new();
     acked.insert("f1".to_string(), acknowledged(&post(server.addr, "/v1/events", event("f1", 1).as_bytes())));
+    assert_healthy(server.addr);
     let balances = get(server.addr, "/v1/balances").json();
     fail.store(true, Ordering::SeqCst);
     assert_storage_error(&post(server.addr, "/v1/events", event("f2", 1).as_bytes()));
@@ -240,6 +260,7 @@ fn failed_commit_gives_503_keeps_reads_and_loses_nothing() {
     let reopened = sunledger::cli::balances_json(ledger.state());
     assert_eq!(reopened, balances, "after the reopen the balances are those of the acknowledged events");
     let server = Server::start(ledger);
+    assert_healthy(server.addr);
     let (seq, _) = acknowledged(&post(server.addr, "/v1/events", event("f2", 1).as_bytes()));
     assert_eq!(seq, acked["f1"].0 + 1, "the failed event took no seq");
 }

@@ -14,6 +14,7 @@
 //! Errors say what is wrong with a value, never what the value was.
 
 use super::pepper::Pepper;
+pub use crate::personal::{gb11643_check_char, luhn_valid};
 use std::fmt;
 
 /// GB 11643-1999: an ID number has 17 digits and a check character.
@@ -25,10 +26,6 @@ pub const CARD_DIGITS_MAX: usize = 23;
 /// A name longer than this is not a person's name (the longest transliterated
 /// minority names run to about 20 characters).
 pub const NAME_CHARS_MAX: usize = 40;
-/// GB 11643-1999 §4.2: weights of the 17 body digits, and the check
-/// character for each value of (Σ weight × digit) mod 11.
-const GB11643_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-const GB11643_CHECK_CHARS: &[u8; 11] = b"10X98765432";
 
 /// Why a value is not an ID number. Carries no part of the value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,12 +144,6 @@ fn strip_text_markers(text: &str) -> &str {
     text.strip_prefix('\'').unwrap_or(text).trim()
 }
 
-/// The GB 11643-1999 check character of 17 body digits.
-pub fn gb11643_check_char(body: &[u8; 17]) -> u8 {
-    let sum: u32 = body.iter().zip(GB11643_WEIGHTS).map(|(d, w)| u32::from(d - b'0') * w).sum();
-    GB11643_CHECK_CHARS[(sum % 11) as usize]
-}
-
 /// Normalises (trim, full-width to ASCII, `x` to `X`) and checks an ID number.
 pub fn check_id(raw: &str) -> Result<IdNumber, IdError> {
     let half = to_half_width(raw);
@@ -186,25 +177,6 @@ pub fn check_id(raw: &str) -> Result<IdNumber, IdError> {
 pub fn contains_id_number(text: &str) -> bool {
     let normal: Vec<char> = to_half_width(text).replace('x', "X").chars().collect();
     normal.windows(ID_CHARS).any(|window| check_id(&window.iter().collect::<String>()).is_ok())
-}
-
-/// The Luhn check (ISO/IEC 7812-1 Annex B) over ASCII digits.
-pub fn luhn_valid(digits: &str) -> bool {
-    let mut sum = 0u32;
-    for (i, byte) in digits.bytes().rev().enumerate() {
-        if !byte.is_ascii_digit() {
-            return false;
-        }
-        let mut d = u32::from(byte - b'0');
-        if i % 2 == 1 {
-            d *= 2;
-            if d > 9 {
-                d -= 9;
-            }
-        }
-        sum += d;
-    }
-    !digits.is_empty() && sum % 10 == 0
 }
 
 /// Normalises a card number to its digits (spaces and hyphens dropped,

@@ -188,7 +188,8 @@ fn digest(pepper_path: &Path, id: Option<String>, card: Option<String>, no_luhn:
 
 /// An event id from its parts, `PREFIX-part-part…`; when that is not a valid
 /// id (over 64 characters), `PREFIX-` and the first 32 hex of
-/// SHA-256(parts joined by 0x00). Deterministic: the same parts give the same id.
+/// SHA-256(parts joined by 0x00) in four dot-separated groups of 8.
+/// Deterministic: the same parts give the same id.
 pub fn event_id(prefix: &str, parts: &[&str]) -> String {
     let readable = format!("{prefix}-{}", parts.join("-"));
     let valid = readable.len() <= crate::payload::ID_CHARS_MAX
@@ -196,8 +197,11 @@ pub fn event_id(prefix: &str, parts: &[&str]) -> String {
     if valid {
         return readable;
     }
-    let digest = crate::encoding::sha256(parts.join("\0").as_bytes());
-    format!("{prefix}-{}", &crate::encoding::hex(&digest)[..32])
+    // Groups of 8 hex digits: a digit run can never reach the 16 that
+    // `personal::find_in_id` would take for a card number.
+    let digest = crate::encoding::hex(&crate::encoding::sha256(parts.join("\0").as_bytes()));
+    let groups: Vec<&str> = (0..4).map(|i| &digest[i * 8..i * 8 + 8]).collect();
+    format!("{prefix}-{}", groups.join("."))
 }
 
 /// Whether a text is a valid object id `[A-Za-z0-9._:-]{1,64}`.
@@ -422,7 +426,7 @@ mod tests {
         assert_eq!(event_id("po", &["422822", "dibao", "2019-01", "h1"]), "po-422822-dibao-2019-01-h1");
         let long = "h".repeat(60);
         let id = event_id("po", &["422822", "dibao", "2019-01", &long]);
-        assert_eq!(id.len(), 35);
+        assert_eq!(id.len(), 38);
         assert!(is_id(&id));
         assert_eq!(id, event_id("po", &["422822", "dibao", "2019-01", &long]));
         assert_ne!(id, event_id("po", &["422822", "dibao", "2019-02", &long]));

@@ -182,8 +182,21 @@ async fn timeout(request: axum::extract::Request, next: axum::middleware::Next) 
     }
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// `GET /healthz`: 200 `{"status":"ok"}` while the ledger takes writes;
+/// 503 `{"status":"degraded","writes":"refused",…}` after a failed commit
+/// (full disk, I/O error), when only reads are served until an operator
+/// fixes the storage and restarts (nothing acknowledged is lost: RELIABILITY.md).
+async fn healthz(State(state): State<AppState>) -> Response {
+    let ledger = state.read();
+    let size = ledger.head().size;
+    match ledger.write_failure() {
+        None => Json(json!({"status": "ok", "writes": "accepted", "size": size})).into_response(),
+        Some(error) => {
+            let body = json!({"status": "degraded", "writes": "refused", "size": size,
+                              "reason": format!("a commit failed ({error}); reads are served, restart after fixing the storage")});
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
@@ -229,7 +242,19 @@ async fn submit(state: &AppState, envelopes: Vec<Vec<u8>>, mode: OnRejection) ->
 }
 
 /// `POST /v1/events`: one envelope, or `{"envelopes": [...], "atomic": bool}`.
-async fn post_events(State(state): State<AppState>, body: Bytes) -> ApiResult {
+async fn post_events(
+    State(state): State<AppState>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult {
+    let body = body.map_err(|rejection| {
+        state.metrics.rejected(Code::BadEnvelope);
+        // 413 for a body over REQUEST_BODY_BYTES_MAX, 400 for one that could not be read.
+        ApiError::new(
+            rejection.status(),
+            "bad_envelope",
+            format!("{} (at most {REQUEST_BODY_BYTES_MAX} bytes)", rejection.body_text()),
+        )
+    })?;
     let probe: Probe = serde_json::from_slice(&body).map_err(|e| {
         state.metrics.rejected(Code::BadEnvelope);
         ApiError::new(StatusCode::BAD_REQUEST, "bad_envelope", format!("not JSON: {e}"))
