@@ -126,6 +126,8 @@ fn grouped_card(text: &str) -> bool {
             ascii_digit(chars[start]).is_some() && (start == 0 || ascii_digit(chars[start - 1]).is_none());
         if at_group_start {
             let mut digits = String::new();
+            let mut groups = 0;
+            let mut last_group;
             let mut i = start;
             loop {
                 let group_start = i;
@@ -136,17 +138,20 @@ fn grouped_card(text: &str) -> bool {
                     }
                     i += 1;
                 }
-                let group = i - group_start;
+                groups += 1;
+                last_group = i - group_start;
                 let separator = i + 1 < chars.len()
                     && matches!(chars[i], ' ' | '-' | '\u{3000}')
                     && ascii_digit(chars[i + 1]).is_some();
-                if group == 4 && separator {
+                if last_group == 4 && separator {
                     i += 1;
                     continue;
                 }
                 break;
             }
-            if digits.len() > 4 && CARD_DIGITS.contains(&digits.len()) && luhn_valid(&digits) {
+            // Every group but the last has 4 digits; the last 1–4.
+            let shaped = groups >= 4 && last_group <= 4;
+            if shaped && CARD_DIGITS.contains(&digits.len()) && luhn_valid(&digits) {
                 return true;
             }
         }
@@ -271,6 +276,8 @@ mod tests {
         assert_eq!(find_in_id("4111111111111111"), Some(Found::CardNumber));
         assert_eq!(find_in_id("4111111111111112"), None);
         assert_eq!(find_in_id("c-6228-4804-0256-4890-018"), Some(Found::CardNumber));
+        // Found by the province generator: a year, then a 12-digit village code (16 digits, Luhn-valid).
+        assert_eq!(find_in_id("notice-420121-industry-2020-420121100202"), None);
         assert_eq!(find_in_id("422822101201-0001"), None);
         assert_eq!(find_in_id("913201001234567890"), None, "a credit code, not an ID or card");
     }

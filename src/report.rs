@@ -361,6 +361,15 @@ pub fn household_view(projections: &Projections, state: &State, household_id: &s
     Some(household_json(household_id, household, &projections.deaths, &flags))
 }
 
+/// The same view from flags already evaluated (the server caches them per
+/// ledger size: `server::FlagCache`).
+pub fn household_view_with_flags(projections: &Projections, household_id: &str, all: &[Flag]) -> Option<Value> {
+    let household = projections.households.get(household_id)?;
+    let flags: Vec<Flag> =
+        all.iter().filter(|flag| flag.households.iter().any(|h| h == household_id)).cloned().collect();
+    Some(household_json(household_id, household, &projections.deaths, &flags))
+}
+
 fn household_flags(projections: &Projections, state: &State, household_id: &str, policy: &Policy) -> Vec<Flag> {
     let mut flags = evaluate(projections, state, policy);
     flags.retain(|flag| flag.households.iter().any(|h| h == household_id));

@@ -61,6 +61,32 @@ pub struct AppState {
     pub writer: WriterHandle,
     pub metrics: Arc<Metrics>,
     pub log_key: Option<Arc<crate::keys::KeyMaterial>>,
+    pub flags: Arc<FlagCache>,
+}
+
+/// The flags of the 17 rules (SPEC §7), evaluated at most once per ledger
+/// size: they are a pure function of the projections, which change only
+/// when records are appended. Without it every household read evaluated
+/// every rule over the whole ledger (27 ms at 57,000 events, BENCHMARKS.md).
+/// The mutex is held while evaluating, so concurrent readers of a new size
+/// wait for one evaluation instead of each running their own.
+#[derive(Default)]
+pub struct FlagCache(std::sync::Mutex<Option<(u64, Arc<Vec<crate::rules::Flag>>)>>);
+
+impl FlagCache {
+    /// The flags of `ledger` as it is now (the caller holds its read lock).
+    pub fn flags(&self, ledger: &Ledger) -> Arc<Vec<crate::rules::Flag>> {
+        let size = ledger.head().size;
+        let mut slot = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((cached_size, flags)) = slot.as_ref() {
+            if *cached_size == size {
+                return flags.clone();
+            }
+        }
+        let flags = Arc::new(crate::rules::evaluate(ledger.projections(), ledger.state(), policy()));
+        *slot = Some((size, flags.clone()));
+        flags
+    }
 }
 
 impl AppState {
@@ -512,7 +538,7 @@ pub async fn serve_async(
     let ledger = Arc::new(RwLock::new(ledger));
     let metrics = Arc::new(Metrics::default());
     let (writer, writer_thread) = writer::start(ledger.clone(), metrics.clone());
-    let state = AppState { ledger, writer, metrics, log_key: log_key.map(Arc::new) };
+    let state = AppState { ledger, writer, metrics, log_key: log_key.map(Arc::new), flags: Arc::default() };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let listener = head_timeout::HeadTimeoutListener::new(listener, REQUEST_TIMEOUT);
@@ -541,7 +567,10 @@ pub async fn serve_async(
 
 async fn periodic_checkpoints(state: AppState) {
     let mut interval = tokio::time::interval(CHECKPOINT_INTERVAL);
-    let mut last_size = u64::MAX;
+    // The first tick is immediate: a ledger that grew while the server was
+    // down (an import) gets its checkpoint at start, one already covered by
+    // its latest checkpoint gets none.
+    let mut last_size = latest_checkpoint_size(&state).unwrap_or(u64::MAX);
     loop {
         interval.tick().await;
         let size = state.read().head().size;
@@ -553,6 +582,13 @@ async fn periodic_checkpoints(state: AppState) {
             Err(error) => tracing::warn!(message = %error.message, "periodic checkpoint failed"),
         }
     }
+}
+
+/// The size stated by the latest stored checkpoint, if it can be read.
+fn latest_checkpoint_size(state: &AppState) -> Option<u64> {
+    let text = state.read().latest_checkpoint().ok()??;
+    let note = crate::checkpoint::Note::parse(&text).ok()?;
+    crate::checkpoint::parse_checkpoint(&note.body).ok().map(|checkpoint| checkpoint.size)
 }
 
 async fn shutdown_signal() {

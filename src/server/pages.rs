@@ -211,9 +211,9 @@ async fn audit(
         empty_is_none(params.severity).as_deref(),
     )
     .map_err(ApiError::bad_request)?;
+    let flag_cache = state.flags.clone();
     let page = with_index(state, cache, move |ledger, index| {
-        let policy = crate::server::policy();
-        let all = crate::rules::evaluate(ledger.projections(), ledger.state(), policy);
+        let all = flag_cache.flags(ledger).as_ref().clone();
         let fund_offices = audit::offices_with_fund_flags(&all);
         let flags = crate::report::filter_flags(ledger, all, &filter).map_err(ApiError::bad_request)?;
         audit::audit_page(ledger, index, &flags, &filter, &fund_offices).map_err(ApiError::storage)
