@@ -232,3 +232,32 @@ fn every_route_is_documented_in_openapi() {
         .collect();
     assert_eq!(documented, routed);
 }
+
+/// A GET signed by the county auditor's key.
+fn signed_get(server: &TestServer, path: &str) -> support::http::Response {
+    let key = &keys()["422822-aud/k1"];
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let auth = sunledger::server::auth::authorization("422822-aud/k1", key, "GET", path, now);
+    request(server.addr, "GET", path, &[("Authorization", &auth)], b"")
+}
+
+#[test]
+fn flags_follow_new_events() {
+    // Goal: the server's per-size flag cache never serves flags of an older ledger: a payout with no
+    // roster notice raises paid_before_notice on /v1/flags and on the household at once.
+    let (_dir, server) = server();
+    let unnoticed = |server: &TestServer| {
+        let flags = signed_get(server, "/v1/flags?rule=paid_before_notice");
+        assert_eq!(flags.status, 200, "{}", flags.text());
+        flags.json()["count"].as_u64().unwrap()
+    };
+    let household_flags = |server: &TestServer| {
+        let view = signed_get(server, "/v1/households/422822101201-0001");
+        assert_eq!(view.status, 200, "{}", view.text());
+        view.json()["flags"].as_array().map_or(0, Vec::len)
+    };
+    let before = (unnoticed(&server), household_flags(&server));
+    assert_eq!(post(server.addr, "/v1/events", payout("fc1", 100).as_bytes()).status, 200);
+    assert_eq!(unnoticed(&server), before.0 + 1, "the new flag is served");
+    assert_eq!(household_flags(&server), before.1 + 1, "and shown with its household");
+}
