@@ -277,6 +277,13 @@ pub struct Ledger {
     failed: Option<StorageError>,
 }
 
+/// Interior Merkle nodes are stored from this level up (a node of level L
+/// covers 2^L records); the ones below are recomputed from the records'
+/// hashes when a proof or a root needs them — at most 8 record reads and 7
+/// hashes for a level-3 node. Storing every interior node cost one more sled
+/// key per event; this stores one per 16 events.
+pub const MERKLE_STORED_LEVEL_MIN: u32 = 4;
+
 /// Merkle nodes as the store holds them (committed state only).
 pub struct StoreNodes<'a>(pub &'a dyn Store);
 
@@ -284,13 +291,32 @@ impl NodeSource for StoreNodes<'_> {
     type Error = StorageError;
 
     /// Leaves (level 0) are the records' own entry hashes, so they are not
-    /// stored twice; interior nodes are stored when their subtree completes.
+    /// stored twice; interior nodes from `MERKLE_STORED_LEVEL_MIN` up are
+    /// stored when their subtree completes, lower ones are recomputed.
     fn node(&self, level: u32, index: u64) -> Result<crate::merkle::Hash, StorageError> {
-        let node = match level {
-            0 => self.0.record(index)?.map(|record| record.hash),
-            _ => self.0.merkle_node(level, index)?,
-        };
-        node.ok_or_else(|| StorageError(format!("Merkle node {level}/{index} is missing")))
+        let missing = || StorageError(format!("Merkle node {level}/{index} is missing"));
+        match level {
+            0 => self.0.record(index)?.map(|record| record.hash).ok_or_else(missing),
+            level if level < MERKLE_STORED_LEVEL_MIN => {
+                let width = 1usize << level;
+                let mut hashes = Vec::with_capacity(width);
+                for (expected, record) in ((index << level)..).zip(self.0.records_from(index << level).take(width)) {
+                    let record = record?;
+                    if record.seq != expected {
+                        return Err(missing());
+                    }
+                    hashes.push(record.hash);
+                }
+                if hashes.len() != width {
+                    return Err(missing());
+                }
+                while hashes.len() > 1 {
+                    hashes = hashes.chunks(2).map(|pair| crate::merkle::node_hash(&pair[0], &pair[1])).collect();
+                }
+                Ok(hashes[0])
+            }
+            _ => self.0.merkle_node(level, index)?.ok_or_else(missing),
+        }
     }
 }
 
@@ -509,9 +535,9 @@ impl Ledger {
         pending.insert(accepted.payload.id.0.clone(), indexed.clone());
         group.events.push((accepted.payload.id.0, indexed));
         let nodes = self.frontier.push(hash).expect("a tree of 2^64 leaves is out of reach");
-        group
-            .merkle_nodes
-            .extend(nodes.into_iter().filter(|node| node.level > 0).map(|node| (node.level, node.index, node.hash)));
+        group.merkle_nodes.extend(
+            nodes.into_iter().filter(|n| n.level >= MERKLE_STORED_LEVEL_MIN).map(|n| (n.level, n.index, n.hash)),
+        );
         group.records.push(StoredRecord { seq, recorded_at_ms, hash, envelope_bytes: bytes.to_vec() });
         self.head = Head { size: seq + 1, last_hash: hash, last_recorded_at_ms: recorded_at_ms };
         Outcome::Appended { seq, hash }

@@ -21,7 +21,7 @@ use crate::payload::{Body, Level, NoticeScope, Payload};
 use crate::projection::{is_within, office_chain, Household, PayoutEntry, Projections};
 use crate::report::{summary_row, SummaryRow};
 use crate::state::State;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// Rows on one notice page. A county's year is a few thousand; beyond this
 /// the oldest rosters are left off (the page says so) and can be asked for
@@ -440,6 +440,10 @@ fn region_households<'a>(
     projections: &'a Projections,
     office: &str,
 ) -> Vec<(&'a String, &'a Household)> {
+    if state.offices.get(office).is_some_and(|o| o.level == crate::payload::Level::Village) {
+        // A village page: no ancestry to resolve per household.
+        return projections.households.iter().filter(|(_, h)| h.village == office).collect();
+    }
     let mut villages: BTreeMap<&str, bool> = BTreeMap::new();
     projections
         .households
@@ -495,6 +499,15 @@ fn roster(
     let program_name = program_state.map_or_else(|| program.to_string(), |p| p.name.clone());
     let mut notice_seqs = BTreeSet::new();
     let mut rows = Vec::with_capacity(payouts.len());
+    // The roster notices of this program that cover this period, found once
+    // per roster (not one ordered-map lookup per notice of every household:
+    // that grew with the ledger's age, 60 lookups a household after five years).
+    let covering: HashSet<u64> = projections
+        .roster_notices
+        .iter()
+        .filter(|(_, n)| n.program == program && n.period.is_none_or(|p| p == period))
+        .map(|(seq, _)| *seq)
+        .collect();
     for (id, household, payout) in payouts {
         let listing: Vec<u64> = household
             .notices
@@ -502,7 +515,7 @@ fn roster(
             .into_iter()
             .flatten()
             .copied()
-            .filter(|seq| projections.roster_notices.get(seq).is_some_and(|n| n.period.is_none_or(|p| p == period)))
+            .filter(|seq| covering.contains(seq))
             .collect();
         notice_seqs.extend(listing.iter().copied());
         rows.push(RosterRow {
