@@ -137,6 +137,13 @@ pub struct NoticeIndex {
     stray_payouts: BTreeMap<u64, String>,
     /// Net change of an office's fund balances per month of business date.
     held_changes: BTreeMap<String, BTreeMap<Month, i128>>,
+    /// Household ids per village (a household's village never changes), so
+    /// a village page does not scan every household of the ledger.
+    village_households: BTreeMap<String, Vec<String>>,
+    /// Roster notices by (program, period named in the notice): the
+    /// candidates for "which notices cover this roster", so a roster does
+    /// not scan every notice of the ledger.
+    roster_notices: BTreeMap<(String, Option<Period>), Vec<u64>>,
 }
 
 impl NoticeIndex {
@@ -172,7 +179,10 @@ impl NoticeIndex {
             }
             // A refund credits the refunded event's account, which is of the same office (SPEC §3).
             Body::Refund(b) => self.held_change(office, month, i128::from(b.amount_fen.fen())),
-            Body::HouseholdRegister(b) => self.bind_card(seq, b.household_id.as_str(), &b.card),
+            Body::HouseholdRegister(b) => {
+                self.bind_card(seq, b.household_id.as_str(), &b.card);
+                self.village_households.entry(b.village.0.clone()).or_default().push(b.household_id.0.clone());
+            }
             Body::HouseholdUpdate(b) => {
                 if let Some(card) = &b.card {
                     self.bind_card(seq, b.household_id.as_str(), card);
@@ -186,6 +196,9 @@ impl NoticeIndex {
                     ..ProjectFacts::default()
                 };
                 self.projects.insert(b.project_id.0.clone(), facts);
+            }
+            Body::NoticePublish(b) if b.scope == NoticeScope::PayoutRoster => {
+                self.roster_notices.entry((b.program.0.clone(), b.period)).or_default().push(seq);
             }
             Body::NoticePublish(b) if b.scope == NoticeScope::Project => {
                 for project in b.projects.iter().flatten() {
@@ -438,11 +451,16 @@ fn contact(state: &State, office: &str) -> Option<(String, String)> {
 fn region_households<'a>(
     state: &State,
     projections: &'a Projections,
+    index: &NoticeIndex,
     office: &str,
 ) -> Vec<(&'a String, &'a Household)> {
     if state.offices.get(office).is_some_and(|o| o.level == crate::payload::Level::Village) {
-        // A village page: no ancestry to resolve per household.
-        return projections.households.iter().filter(|(_, h)| h.village == office).collect();
+        // A village page: its households from the index, in id order.
+        let ids = index.village_households.get(office).map_or(&[][..], Vec::as_slice);
+        let mut households: Vec<(&String, &Household)> =
+            ids.iter().filter_map(|id| projections.households.get_key_value(id)).collect();
+        households.sort_by(|a, b| a.0.cmp(b.0));
+        return households;
     }
     let mut villages: BTreeMap<&str, bool> = BTreeMap::new();
     projections
@@ -464,7 +482,7 @@ fn rosters(
 ) -> (Vec<Roster>, usize) {
     // Latest period first, then program id.
     let mut grouped: BTreeMap<(std::cmp::Reverse<Period>, &str), Vec<PaidHousehold<'_>>> = BTreeMap::new();
-    for (id, household) in region_households(state, projections, office) {
+    for (id, household) in region_households(state, projections, index, office) {
         for payout in &household.payouts {
             let wanted = query.program.as_deref().is_none_or(|p| p == payout.program)
                 && query.period.is_none_or(|p| p == payout.period);
@@ -500,13 +518,14 @@ fn roster(
     let mut notice_seqs = BTreeSet::new();
     let mut rows = Vec::with_capacity(payouts.len());
     // The roster notices of this program that cover this period, found once
-    // per roster (not one ordered-map lookup per notice of every household:
-    // that grew with the ledger's age, 60 lookups a household after five years).
-    let covering: HashSet<u64> = projections
-        .roster_notices
-        .iter()
-        .filter(|(_, n)| n.program == program && n.period.is_none_or(|p| p == period))
-        .map(|(seq, _)| *seq)
+    // per roster from the index (not one ordered-map lookup per notice of
+    // every household: that grew with the ledger's age).
+    let covering: HashSet<u64> = [None, Some(period)]
+        .into_iter()
+        .filter_map(|named| index.roster_notices.get(&(program.to_string(), named)))
+        .flatten()
+        .copied()
+        .filter(|seq| projections.roster_notices.contains_key(seq))
         .collect();
     for (id, household, payout) in payouts {
         let listing: Vec<u64> = household

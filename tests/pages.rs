@@ -411,3 +411,36 @@ fn before_any_checkpoint_the_page_says_it_is_pending() {
     assert!(page.contains("均未在账本中登记监督举报渠道"));
     assert_eq!(get(server.addr, "/v1/checkpoint").status, 404, "rendering issued no checkpoint");
 }
+
+#[test]
+fn rosters_mark_exactly_the_payouts_no_notice_covers() {
+    // Goal (guards the notice index): across every village's CSV, the rows marked 未列入 are exactly the
+    // payouts whose household no roster notice of the program lists for that period (or for no period),
+    // counted here straight from the projections; and every village lists every one of its payouts.
+    let world = world();
+    let projections = &world.projections;
+    let (mut unlisted_want, mut rows_want, mut unlisted_shown, mut rows_shown) = (0, 0, 0, 0);
+    for village in &world.generated.villages {
+        for household in projections.households.values().filter(|h| &h.village == village) {
+            for payout in &household.payouts {
+                rows_want += 1;
+                let covered = household.notices.get(&payout.program).into_iter().flatten().any(|seq| {
+                    projections.roster_notices.get(seq).is_some_and(|n| n.period.is_none_or(|p| p == payout.period))
+                });
+                unlisted_want += usize::from(!covered);
+            }
+        }
+        let response = get(world.server.addr, &format!("/notice/{village}.csv"));
+        assert_eq!(response.status, 200);
+        let text = String::from_utf8(response.body[3..].to_vec()).unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        for record in reader.records() {
+            let record = record.unwrap();
+            rows_shown += 1;
+            unlisted_shown += usize::from(record.iter().any(|cell| cell == "未列入"));
+        }
+    }
+    assert_eq!(rows_shown, rows_want, "every payout of every village is on its page");
+    assert_eq!(unlisted_shown, unlisted_want, "未列入 marks exactly the uncovered payouts");
+    assert!(unlisted_want > 0, "the planted paid_before_notice case makes at least one");
+}
