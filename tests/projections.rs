@@ -2,6 +2,7 @@
 //! vectors/balances.json), and the property that incremental projections
 //! always equal a full rebuild from the chain.
 
+mod support;
 mod world;
 
 use serde_json::{json, Value};
@@ -11,6 +12,7 @@ use sunledger::payload::parse_payload;
 use sunledger::policy::Policy;
 use sunledger::projection::{Projections, Replay};
 use sunledger::rules::evaluate;
+use support::Prng;
 use world::{card, person, vector_view, World, COUNTY, OTHER_COUNTY, PREFECTURE, PROVINCE};
 
 fn read_json(name: &str) -> Value {
@@ -66,27 +68,6 @@ fn chain_records_replay_to_the_same_projections() {
     assert_eq!(balances_from_projections(&replay.projections), read_json("balances.json"));
     let (ledger, _directory) = world::import_file(&world::vectors().join("envelopes.jsonl"));
     assert_eq!(&replay.projections, ledger.projections());
-}
-
-/// splitmix64: a tiny deterministic PRNG, so failures replay exactly.
-struct Prng(u64);
-
-impl Prng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
 }
 
 const PROGRAMS: [&str; 5] = ["dibao", "ranger", "edu", "grant", "industry"];

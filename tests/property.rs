@@ -10,24 +10,6 @@ use std::collections::BTreeMap;
 use sunledger::ledger::{Ledger, OnRejection, Outcome};
 use support::*;
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
-
 const OFFICES: [(&str, &str); 3] = [("420000", "420000/k1"), ("422800", "422800/k1"), ("422822", "422822/k1")];
 const PROGRAMS: [&str; 2] = ["ranger", "industry"];
 
@@ -46,7 +28,7 @@ struct Model {
 }
 
 /// One random event and whether the model expects it accepted (else the code).
-fn random_event(rng: &mut Rng, model: &Model, n: u64) -> (String, Result<(), &'static str>, Vec<(String, i128)>) {
+fn random_event(rng: &mut Prng, model: &Model, n: u64) -> (String, Result<(), &'static str>, Vec<(String, i128)>) {
     let id = format!("ev{n}");
     let (office, key) = *rng.pick(&OFFICES);
     let program = *rng.pick(&PROGRAMS);
@@ -133,7 +115,7 @@ fn run_stream(seed: u64, steps: u64) {
     let slices: Vec<&[u8]> = setup.iter().map(|l| l.as_bytes()).collect();
     let outcomes = ledger.append_group(&slices, OnRejection::Stop).unwrap();
     assert!(outcomes.iter().all(|o| matches!(o, Outcome::Appended { .. })), "{outcomes:?}");
-    let mut rng = Rng(seed);
+    let mut rng = Prng(seed);
     let mut model = Model::default();
     for n in 0..steps {
         let (line, expected, moves) = random_event(&mut rng, &model, n);

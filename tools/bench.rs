@@ -240,12 +240,9 @@ fn appropriations(count: usize, tag: &str) -> Vec<String> {
 /// HTTP submission by `CLIENTS` concurrent clients against a server on
 /// loopback over the ledger in `data`: batches (events/s), then single
 /// events (events/s, p50 and p99 latency in ms).
-fn http(data: &std::path::Path, batch_events: usize, single_events: usize) -> (f64, f64, f64, f64) {
-    const CLIENTS: usize = 8;
-    const BATCH: usize = 256;
-    let batches = appropriations(batch_events, "hb");
-    let singles = appropriations(single_events, "hs");
-    let ledger = Ledger::open(data).unwrap();
+/// `serve` in this process on 127.0.0.1:0: its address, the stop signal and
+/// the thread to join after sending it.
+fn start_server(ledger: Ledger) -> (String, tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>) {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     let server = std::thread::spawn(move || {
@@ -263,7 +260,16 @@ fn http(data: &std::path::Path, batch_events: usize, single_events: usize) -> (f
             serving.await.unwrap().unwrap();
         });
     });
-    let addr = ready_rx.recv().unwrap().to_string();
+    (ready_rx.recv().unwrap().to_string(), stop_tx, server)
+}
+
+fn http(data: &std::path::Path, batch_events: usize, single_events: usize) -> (f64, f64, f64, f64) {
+    const CLIENTS: usize = 8;
+    const BATCH: usize = 256;
+    let batches = appropriations(batch_events, "hb");
+    let singles = appropriations(single_events, "hs");
+    let ledger = Ledger::open(data).unwrap();
+    let (addr, stop_tx, server) = start_server(ledger);
     let post = |body: &[u8]| {
         let response =
             sunledger::http_client::request(&addr, "POST", "/v1/events", &[("Content-Type", "application/json")], body)
@@ -407,24 +413,7 @@ fn scale(args: &[String]) {
         .map(|(id, _)| format!("/notice/{id}"))
         .collect();
     let auditor = summary.keys.iter().find(|(id, _)| id.contains("-aud/")).cloned().expect("an auditor key");
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-            let serving = tokio::spawn(sunledger::server::serve_async(
-                ledger,
-                None,
-                "127.0.0.1:0",
-                Some(bound_tx),
-                Some(stop_rx),
-            ));
-            ready_tx.send(bound_rx.await.unwrap()).unwrap();
-            serving.await.unwrap().unwrap();
-        });
-    });
-    let addr = ready_rx.recv().unwrap().to_string();
+    let (addr, stop_tx, server) = start_server(ledger);
     let none = |_: &str| Vec::new();
     let signed = |path: &str| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
