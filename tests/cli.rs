@@ -146,3 +146,18 @@ fn restore_rebuilds_the_same_chain() {
     assert!(stdout(&output).contains("first bad seq: 5"), "{}", stdout(&output));
     assert_eq!(String::from_utf8(export_bytes(&bad)).unwrap().lines().count(), 5, "the verified prefix is kept");
 }
+
+#[test]
+fn readme_main_command_runs_the_ledger() {
+    // Goal (regression: `cargo run --release -- demo` failed with "could not determine which binary to
+    // run" once the tools became binaries): the README's first command is `cargo run … -- demo`, and the
+    // manifest's default-run is the ledger binary, whose `demo` subcommand exists.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let first_command = readme.lines().find(|l| l.starts_with("cargo ") || l.starts_with("bash ")).unwrap();
+    assert!(first_command.starts_with("cargo run --release -- demo"), "{first_command}");
+    let manifest: toml::Value = toml::from_str(&std::fs::read_to_string(root.join("Cargo.toml")).unwrap()).unwrap();
+    assert_eq!(manifest["package"]["default-run"].as_str(), Some("sunledger"));
+    let output = run(&["demo", "--help"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
