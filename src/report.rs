@@ -91,18 +91,22 @@ pub const SEVERITIES: [Severity; 3] = [Severity::Low, Severity::Medium, Severity
 /// The flags of the ledger under `policy` that pass `filter`, in the order
 /// of [`evaluate`].
 pub fn select_flags(ledger: &Ledger, policy: &Policy, filter: &FlagFilter) -> Result<Vec<Flag>, String> {
-    filter_flags(ledger, evaluate(ledger.projections(), ledger.state(), policy), filter)
+    filter_flags(ledger, &evaluate(ledger.projections(), ledger.state(), policy), filter)
 }
 
-/// The flags that pass `filter`, in their order.
-pub fn filter_flags(ledger: &Ledger, mut flags: Vec<Flag>, filter: &FlagFilter) -> Result<Vec<Flag>, String> {
+/// The flags of `all` that pass `filter`, in their order.
+pub fn filter_flags(ledger: &Ledger, all: &[Flag], filter: &FlagFilter) -> Result<Vec<Flag>, String> {
     let state = ledger.state();
     if let Some(office) = &filter.office {
         known_office(state, office)?;
     }
-    flags.retain(|flag| {
-        filter.rule.is_none_or(|rule| rule == flag.rule) && filter.severity.is_none_or(|s| s == flag.severity)
-    });
+    let mut flags: Vec<Flag> = all
+        .iter()
+        .filter(|flag| {
+            filter.rule.is_none_or(|rule| rule == flag.rule) && filter.severity.is_none_or(|s| s == flag.severity)
+        })
+        .cloned()
+        .collect();
     if let Some(office) = &filter.office {
         let mut offices_of_events = EventOffices::new(ledger);
         let mut kept = Vec::with_capacity(flags.len());
@@ -353,27 +357,18 @@ fn household_json(id: &str, household: &Household, deaths: &BTreeMap<String, Dat
 }
 
 /// A household for bureaus and auditors: status timeline, masked members
-/// with their keyed digests, card, payouts and the flags naming it. None if
-/// no such household. Never holds a raw ID or card number (the chain has none).
-pub fn household_view(projections: &Projections, state: &State, household_id: &str, policy: &Policy) -> Option<Value> {
+/// with their keyed digests, card, payouts and those of `all` (the evaluated
+/// flags; the server caches them per ledger size, `server::FlagCache`) that
+/// name it. None if no such household. Never holds a raw ID or card number
+/// (the chain has none).
+pub fn household_view(projections: &Projections, household_id: &str, all: &[Flag]) -> Option<Value> {
     let household = projections.households.get(household_id)?;
-    let flags = household_flags(projections, state, household_id, policy);
-    Some(household_json(household_id, household, &projections.deaths, &flags))
+    Some(household_json(household_id, household, &projections.deaths, &flags_naming(all, household_id)))
 }
 
-/// The same view from flags already evaluated (the server caches them per
-/// ledger size: `server::FlagCache`).
-pub fn household_view_with_flags(projections: &Projections, household_id: &str, all: &[Flag]) -> Option<Value> {
-    let household = projections.households.get(household_id)?;
-    let flags: Vec<Flag> =
-        all.iter().filter(|flag| flag.households.iter().any(|h| h == household_id)).cloned().collect();
-    Some(household_json(household_id, household, &projections.deaths, &flags))
-}
-
-fn household_flags(projections: &Projections, state: &State, household_id: &str, policy: &Policy) -> Vec<Flag> {
-    let mut flags = evaluate(projections, state, policy);
-    flags.retain(|flag| flag.households.iter().any(|h| h == household_id));
-    flags
+/// The flags that name `household_id`, in their order.
+fn flags_naming(all: &[Flag], household_id: &str) -> Vec<Flag> {
+    all.iter().filter(|flag| flag.households.iter().any(|h| h == household_id)).cloned().collect()
 }
 
 /// `sunledger household ID`.
@@ -384,7 +379,7 @@ pub fn household(ledger: &Ledger, household_id: &str, json: bool, policy: Option
         eprintln!("unknown household {household_id:?}");
         return Ok(EXIT_NOT_FOUND_OR_MISMATCH);
     };
-    let flags = household_flags(projections, ledger.state(), household_id, &policy);
+    let flags = flags_naming(&evaluate(projections, ledger.state(), &policy), household_id);
     if json {
         print_json(&household_json(household_id, household, &projections.deaths, &flags));
         return Ok(EXIT_OK);

@@ -15,7 +15,8 @@
 //!   `h`                   → JSON `Head`
 //!   `m` u8(level) u64be(i)→ Merkle interior node hash (32), level ≥ 4 (`ledger::MERKLE_STORED_LEVEL_MIN`; lower ones are recomputed from the records' hashes)
 //!   `c` u64be(size)       → a signed checkpoint note issued at that size
-//!   `s`                   → (before 2026-11-30) the snapshot; read if no file exists, removed by the next one
+//!   `s`                   → (stores written before 2026-11-30) the old snapshot: never read (it lacks
+//!                           the chain hash the ledger checks, so it would be refused anyway), removed by the next snapshot
 //!
 //! The snapshot of the folded state lives in its own file,
 //! `state-snapshot.json` beside sled's files, replaced atomically (write a
@@ -36,7 +37,8 @@ use std::path::Path;
 const RECORD_PREFIX: u8 = b'r';
 const EVENT_PREFIX: u8 = b'e';
 const HEAD_KEY: &[u8] = b"h";
-/// Where snapshots were kept before they moved to `SNAPSHOT_FILE`.
+/// Where snapshots were kept before they moved to `SNAPSHOT_FILE`; only
+/// deleted now, to free its space.
 const LEGACY_SNAPSHOT_KEY: &[u8] = b"s";
 /// The snapshot file in the store's directory, and its temporary name.
 pub const SNAPSHOT_FILE: &str = "state-snapshot.json";
@@ -151,9 +153,14 @@ pub fn encode_event(event: &IndexedEvent) -> Vec<u8> {
     value.extend_from_slice(&event.seq.to_be_bytes());
     value.extend_from_slice(&event.payload_digest);
     let mut text = |text: &str| {
-        debug_assert!(text.len() < usize::from(NO_ACCOUNT));
-        value.push(text.len().min(usize::from(NO_ACCOUNT) - 1) as u8);
-        value.extend_from_slice(&text.as_bytes()[..text.len().min(usize::from(NO_ACCOUNT) - 1)]);
+        // The parser bounds every id to 64 bytes (SPEC §3), so a length byte
+        // below NO_ACCOUNT always holds it.
+        let length = u8::try_from(text.len())
+            .ok()
+            .filter(|l| *l < NO_ACCOUNT)
+            .expect("ids are at most 64 bytes, accounts 129 (SPEC §3)");
+        value.push(length);
+        value.extend_from_slice(text.as_bytes());
     };
     text(&event.kind);
     text(&event.office);
@@ -275,9 +282,7 @@ impl Store for SledStore {
     fn snapshot(&self) -> Result<Option<Vec<u8>>, StorageError> {
         match std::fs::read(self.directory.join(SNAPSHOT_FILE)) {
             Ok(bytes) => Ok(Some(bytes)),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                Ok(self.db.get(LEGACY_SNAPSHOT_KEY).map_err(storage)?.map(|v| v.to_vec()))
-            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(error) => Err(storage(format!("cannot read {SNAPSHOT_FILE}: {error}"))),
         }
     }

@@ -213,9 +213,9 @@ async fn audit(
     .map_err(ApiError::bad_request)?;
     let flag_cache = state.flags.clone();
     let page = with_index(state, cache, move |ledger, index| {
-        let all = flag_cache.flags(ledger).as_ref().clone();
+        let all = flag_cache.flags(ledger);
         let fund_offices = audit::offices_with_fund_flags(&all);
-        let flags = crate::report::filter_flags(ledger, all, &filter).map_err(ApiError::bad_request)?;
+        let flags = crate::report::filter_flags(ledger, &all, &filter).map_err(ApiError::bad_request)?;
         audit::audit_page(ledger, index, &flags, &filter, &fund_offices).map_err(ApiError::storage)
     })
     .await?;

@@ -37,7 +37,7 @@ pub async fn household(
     let view = blocking(move || {
         let ledger = state.read();
         let flags = state.flags.flags(&ledger);
-        crate::report::household_view_with_flags(ledger.projections(), &id, &flags)
+        crate::report::household_view(ledger.projections(), &id, &flags)
             .ok_or_else(|| ApiError::not_found(format!("no household {id:?}")))
     })
     .await?;
@@ -66,8 +66,8 @@ pub async fn flags(
             .map_err(ApiError::bad_request)?;
     let body = blocking(move || {
         let ledger = state.read();
-        let all = state.flags.flags(&ledger).as_ref().clone();
-        let flags = crate::report::filter_flags(&ledger, all, &filter).map_err(ApiError::bad_request)?;
+        let all = state.flags.flags(&ledger);
+        let flags = crate::report::filter_flags(&ledger, &all, &filter).map_err(ApiError::bad_request)?;
         Ok(json!({"as_of": ledger.state().clock, "count": flags.len(), "flags": flags}))
     })
     .await?;
