@@ -21,7 +21,7 @@ use crate::payload::{Body, Level, NoticeScope, Payload};
 use crate::projection::{is_within, office_chain, Household, PayoutEntry, Projections};
 use crate::report::{summary_row, SummaryRow};
 use crate::state::State;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Rows on one notice page. A county's year is a few thousand; beyond this
 /// the oldest rosters are left off (the page says so) and can be asked for
@@ -36,16 +36,21 @@ pub const MASK_CHARACTER: char = '*';
 /// every other character becomes `*`. Idempotent: `张*`, `张*丰`, `欧**明`
 /// come back unchanged; `欧阳*明` becomes `欧**明`.
 pub fn mask_name(name: &str) -> String {
-    let characters: Vec<char> = name.chars().collect();
-    match characters.len() {
-        0 => String::new(),
-        1 => MASK_CHARACTER.to_string(),
-        2 => format!("{}{MASK_CHARACTER}", characters[0]),
-        n => {
-            let hidden: String = std::iter::repeat_n(MASK_CHARACTER, n - 2).collect();
-            format!("{}{hidden}{}", characters[0], characters[n - 1])
-        }
+    let mut characters = name.chars();
+    let Some(first) = characters.next() else { return String::new() };
+    let Some(last) = characters.next_back() else { return MASK_CHARACTER.to_string() };
+    let hidden = characters.count();
+    let mut masked =
+        String::with_capacity(first.len_utf8() + (hidden + 1) * MASK_CHARACTER.len_utf8() + last.len_utf8());
+    masked.push(first);
+    if hidden == 0 {
+        // Two characters: the second is hidden too.
+        masked.push(MASK_CHARACTER);
+        return masked;
     }
+    masked.extend(std::iter::repeat_n(MASK_CHARACTER, hidden));
+    masked.push(last);
+    masked
 }
 
 /// A calendar month (the auditor chart's step).
@@ -129,10 +134,12 @@ pub struct NoticeIndex {
     /// Events folded in: the next seq.
     size: u64,
     projects: BTreeMap<String, ProjectFacts>,
-    /// Card bindings per household, in seq order.
-    cards: BTreeMap<String, Vec<CardBinding>>,
+    /// Card bindings per household, in seq order (hashed: a roster looks
+    /// one up per row, and ordered-map string compares were a tenth of a
+    /// village page).
+    cards: HashMap<String, Vec<CardBinding>>,
     /// The masked form of every card digest registered.
-    card_masks: BTreeMap<String, String>,
+    card_masks: HashMap<String, String>,
     /// Payouts credited to a card other than the household's bound one: seq → card digest.
     stray_payouts: BTreeMap<u64, String>,
     /// Net change of an office's fund balances per month of business date.
@@ -229,7 +236,8 @@ impl NoticeIndex {
             Some(digest) => digest,
             None => {
                 let bindings = self.cards.get(household)?;
-                &bindings.iter().take_while(|b| b.seq < payout_seq).last()?.card_digest
+                let before = bindings.partition_point(|b| b.seq < payout_seq);
+                &bindings[before.checked_sub(1)?].card_digest
             }
         };
         self.card_masks.get(digest).map(String::as_str)
@@ -527,7 +535,13 @@ fn roster(
         .copied()
         .filter(|seq| projections.roster_notices.contains_key(seq))
         .collect();
+    // A roster's rows come from a few villages (one, on a village page).
+    let mut village_labels: HashMap<&str, String> = HashMap::new();
     for (id, household, payout) in payouts {
+        let village_name = village_labels
+            .entry(household.village.as_str())
+            .or_insert_with(|| village_label(&office_name(state, &household.village)))
+            .clone();
         let listing: Vec<u64> = household
             .notices
             .get(program)
@@ -541,7 +555,7 @@ fn roster(
             seq: payout.seq,
             household_id: id.clone(),
             head_name_masked: mask_name(&household.head_name_masked),
-            village_name: village_label(&office_name(state, &household.village)),
+            village_name,
             members: household.members_before(payout.seq).len(),
             program_name: program_name.clone(),
             standard_fen: program_state.and_then(|p| p.standard_fen),

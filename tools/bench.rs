@@ -473,6 +473,11 @@ fn scale(args: &[String]) {
     println!("cores: {}", std::thread::available_parallelism().map_or(1, usize::from));
 }
 
+// The same allocator as the `sunledger` binary (see src/main.rs), so the
+// in-process server measures what `sunledger serve` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--scale") {

@@ -109,6 +109,11 @@ impl Random {
     }
 }
 
+// The same allocator as the `sunledger` binary (see src/main.rs), so the
+// in-process server measures what `sunledger serve` does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let options = Options::parse();
     let bin = options
