@@ -5,6 +5,15 @@
 //! Owns: the verdict "valid, or first bad seq N and why". Streams records in
 //! chunks; memory grows with the registry and the event-id index, never with
 //! envelope bytes. Signatures of a chunk are checked in parallel batches.
+//!
+//! Pipelined: a preparer thread parses the payloads and checks the
+//! signatures of chunk N+1 while this thread validates chunk N in order, so
+//! the cores verification leaves idle during validation are used. The
+//! preparer knows the keys that earlier chunks register (it saw them), so
+//! its verdicts are speculative only where a key id is registered twice
+//! with different bytes; `validate` re-checks such a signature against the
+//! key as it stands, so the verdicts stay those of strict one-by-one
+//! checking. At most two chunks are held besides the one being filled.
 
 use crate::chain::{record_hash, ExportRecord, GENESIS_PREV};
 use crate::encoding::{hex, Hash};
@@ -12,6 +21,7 @@ use crate::merkle::Frontier;
 use crate::state::{IndexedEvent, State};
 use crate::validate::{self, AppendError, EventIndex, StorageError, Verdict};
 use std::collections::HashMap;
+use std::sync::mpsc;
 
 /// Records checked per chunk (one parallel signature batch).
 pub const VERIFY_CHUNK_RECORDS: usize = 4096;
@@ -67,6 +77,76 @@ impl EventIndex for MemoryIndex {
     }
 }
 
+/// The preparer finds no repeats: a repeated payload is a failure of the
+/// chain, found by `validate` with the verifier's own index.
+struct NoRepeats;
+
+impl EventIndex for NoRepeats {
+    fn event(&self, _id: &str) -> Result<Option<IndexedEvent>, StorageError> {
+        Ok(None)
+    }
+}
+
+type PreparedChunk = (Vec<ExportRecord>, Vec<validate::Prepared>);
+
+/// The thread that prepares chunks (payload parse + signature checks) ahead
+/// of validation, in order.
+struct Preparer {
+    to: Option<mpsc::SyncSender<Vec<ExportRecord>>>,
+    from: mpsc::Receiver<PreparedChunk>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    in_flight: usize,
+}
+
+impl Preparer {
+    fn start() -> Preparer {
+        let (to, requests) = mpsc::sync_channel::<Vec<ExportRecord>>(1);
+        let (done, from) = mpsc::sync_channel::<PreparedChunk>(1);
+        let thread = std::thread::spawn(move || {
+            // Every key registered by the chunks prepared so far.
+            let mut keys: HashMap<String, [u8; 32]> = HashMap::new();
+            for records in requests {
+                let envelopes = records.iter().map(|r| r.envelope.clone()).collect();
+                let (prepared, registered) = validate::prepare_batch_with_keys(&keys, &NoRepeats, envelopes);
+                keys.extend(registered);
+                if done.send((records, prepared)).is_err() {
+                    return;
+                }
+            }
+        });
+        Preparer { to: Some(to), from, thread: Some(thread), in_flight: 0 }
+    }
+
+    fn send(&mut self, records: Vec<ExportRecord>) {
+        let to = self.to.as_ref().expect("the preparer runs until dropped");
+        to.send(records).expect("the preparer thread stopped early");
+        self.in_flight += 1;
+    }
+
+    fn receive(&mut self) -> Option<PreparedChunk> {
+        if self.in_flight == 0 {
+            return None;
+        }
+        self.in_flight -= 1;
+        Some(self.from.recv().expect("the preparer thread stopped early"))
+    }
+}
+
+impl Drop for Preparer {
+    fn drop(&mut self) {
+        self.to = None;
+        // Unblock a preparer waiting to hand over a chunk nobody will take.
+        while self.from.try_recv().is_ok() {}
+        if let Some(thread) = self.thread.take() {
+            while !thread.is_finished() {
+                while self.from.try_recv().is_ok() {}
+                std::thread::yield_now();
+            }
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A streaming verifier: feed records in order, then `finish`.
 pub struct Verifier {
     state: State,
@@ -74,6 +154,13 @@ pub struct Verifier {
     last_hash: Hash,
     last_recorded_at_ms: i64,
     chunk: Vec<ExportRecord>,
+    chunk_records: usize,
+    /// Records passed to the preparer and not yet validated.
+    pending: u64,
+    /// Hash and time of the last record that passed the structural checks
+    /// (validated or not yet): what the next record must link to.
+    pushed_tail: (Hash, i64),
+    preparer: Option<Preparer>,
     failure: Option<Failure>,
     /// The Merkle tree's right edge: O(log n) hashes, whatever the length.
     frontier: Frontier,
@@ -89,12 +176,22 @@ impl Default for Verifier {
 
 impl Verifier {
     pub fn new() -> Verifier {
+        Verifier::with_chunk_records(VERIFY_CHUNK_RECORDS)
+    }
+
+    /// A verifier that checks `records` records per chunk (at least 1);
+    /// tests use small chunks to cross many chunk boundaries.
+    pub fn with_chunk_records(records: usize) -> Verifier {
         Verifier {
+            chunk_records: records.max(1),
             state: State::default(),
             index: MemoryIndex::default(),
             last_hash: GENESIS_PREV,
             last_recorded_at_ms: i64::MIN,
             chunk: Vec::new(),
+            pending: 0,
+            pushed_tail: (GENESIS_PREV, i64::MIN),
+            preparer: None,
             failure: None,
             frontier: Frontier::new(),
             capture_at: None,
@@ -116,7 +213,7 @@ impl Verifier {
 
     /// The seq the next record must carry.
     fn expected_seq(&self) -> u64 {
-        self.state.size + self.chunk.len() as u64
+        self.state.size + self.pending + self.chunk.len() as u64
     }
 
     /// A record that could not even be parsed, at the next position.
@@ -133,10 +230,7 @@ impl Verifier {
             return;
         }
         let seq = self.expected_seq();
-        let (prev, last_time) = match self.chunk.last() {
-            Some(last) => (last.hash, last.recorded_at_ms),
-            None => (self.last_hash, self.last_recorded_at_ms),
-        };
+        let (prev, last_time) = self.pushed_tail;
         let problem = if record.seq != seq {
             Some(format!("seq is {}, expected {seq}", record.seq))
         } else if record.prev != prev {
@@ -155,20 +249,46 @@ impl Verifier {
             }
             return;
         }
+        self.pushed_tail = (record.hash, record.recorded_at_ms);
         self.chunk.push(record);
-        if self.chunk.len() >= VERIFY_CHUNK_RECORDS {
-            self.flush_chunk();
+        if self.chunk.len() >= self.chunk_records {
+            self.advance();
         }
     }
 
-    /// Validates the buffered records against the state, in order.
-    fn flush_chunk(&mut self) {
+    /// Hands the full chunk to the preparer and validates the one before
+    /// it, so one chunk is always being prepared while another validates.
+    fn advance(&mut self) {
+        let older = self.preparer.as_mut().and_then(Preparer::receive);
+        self.send_chunk();
+        if let Some((records, prepared)) = older {
+            self.validate_chunk(&records, prepared);
+        }
+    }
+
+    fn send_chunk(&mut self) {
         let records = std::mem::take(&mut self.chunk);
-        if records.is_empty() || self.failure.is_some() {
+        if records.is_empty() {
             return;
         }
-        let envelopes = records.iter().map(|r| r.envelope.clone()).collect();
-        let prepared = validate::prepare_batch(&self.state, &self.index, envelopes);
+        self.pending += records.len() as u64;
+        self.preparer.get_or_insert_with(Preparer::start).send(records);
+    }
+
+    /// Validates every buffered and pending record, in order.
+    fn flush_chunk(&mut self) {
+        self.send_chunk();
+        while let Some((records, prepared)) = self.preparer.as_mut().and_then(Preparer::receive) {
+            self.validate_chunk(&records, prepared);
+        }
+    }
+
+    /// Validates one prepared chunk against the state, in order.
+    fn validate_chunk(&mut self, records: &[ExportRecord], prepared: Vec<validate::Prepared>) {
+        self.pending -= records.len() as u64;
+        if self.failure.is_some() {
+            return;
+        }
         for (record, prepared) in records.iter().zip(prepared) {
             let seq = record.seq;
             match validate::validate(&self.state, &self.index, prepared) {
