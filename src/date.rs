@@ -128,14 +128,29 @@ impl fmt::Display for Date {
     }
 }
 
+/// `YYYY-MM-DD` in JSON; the day number in binary formats (the snapshot).
 impl serde::Serialize for Date {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        if serializer.is_human_readable() {
+            serializer.collect_str(self)
+        } else {
+            serializer.serialize_i32(self.0)
+        }
     }
 }
 
 impl<'de> serde::Deserialize<'de> for Date {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Date, D::Error> {
+        if !deserializer.is_human_readable() {
+            let days = <i32 as serde::Deserialize>::deserialize(deserializer)?;
+            // The same range as a parsed date.
+            let range = days_from_civil(YEAR_MIN, 1, 1)..=days_from_civil(YEAR_MAX, 12, 31);
+            return if range.contains(&days) {
+                Ok(Date(days))
+            } else {
+                Err(serde::de::Error::custom(format!("day {days} is out of the calendar's range")))
+            };
+        }
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
         Date::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not a real date YYYY-MM-DD: {text:?}")))
     }

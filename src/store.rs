@@ -19,7 +19,7 @@
 //!                           the chain hash the ledger checks, so it would be refused anyway), removed by the next snapshot
 //!
 //! The snapshot of the folded state lives in its own file,
-//! `state-snapshot.json` beside sled's files, replaced atomically (write a
+//! `state-snapshot.bin` (binary since 2026-11-30; `ledger::Snapshot`) beside sled's files, replaced atomically (write a
 //! temporary file, fsync, rename, fsync the directory) after the group that
 //! carries it is durable. It used to be a sled value: sled 0.34 stores large
 //! values as blob files, and after SIGKILLs it left the superseded snapshot
@@ -41,8 +41,11 @@ const HEAD_KEY: &[u8] = b"h";
 /// deleted now, to free its space.
 const LEGACY_SNAPSHOT_KEY: &[u8] = b"s";
 /// The snapshot file in the store's directory, and its temporary name.
-pub const SNAPSHOT_FILE: &str = "state-snapshot.json";
-const SNAPSHOT_TEMPORARY_FILE: &str = "state-snapshot.json.tmp";
+pub const SNAPSHOT_FILE: &str = "state-snapshot.bin";
+const SNAPSHOT_TEMPORARY_FILE: &str = "state-snapshot.bin.tmp";
+/// The JSON snapshot of earlier versions: never read (the ledger replays
+/// instead), removed when the first binary snapshot is in place.
+const LEGACY_SNAPSHOT_FILE: &str = "state-snapshot.json";
 const MERKLE_PREFIX: u8 = b'm';
 const CHECKPOINT_PREFIX: u8 = b'c';
 /// sled page cache. Records are read sequentially and state lives in memory,
@@ -243,7 +246,11 @@ impl SledStore {
         file.sync_all()?;
         drop(file);
         std::fs::rename(&temporary, self.directory.join(SNAPSHOT_FILE))?;
-        std::fs::File::open(&self.directory)?.sync_all()
+        std::fs::File::open(&self.directory)?.sync_all()?;
+        match std::fs::remove_file(self.directory.join(LEGACY_SNAPSHOT_FILE)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+            _ => Ok(()),
+        }
     }
 }
 
