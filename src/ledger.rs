@@ -255,10 +255,11 @@ pub struct Snapshot {
     pub projections: Projections,
 }
 
-/// The first bytes of a snapshot file: its format and version. Files
-/// without it (the JSON snapshots of earlier versions) are not read; the
+/// The first bytes of a snapshot file: its format and version (3: the
+/// projections include the notice index). Files without it (the JSON
+/// snapshots of earlier versions, version 2) are not read; the
 /// ledger replays instead and writes the new format at its next snapshot.
-pub const SNAPSHOT_MAGIC: &[u8] = b"sunledger-snapshot/2\n";
+pub const SNAPSHOT_MAGIC: &[u8] = b"sunledger-snapshot/3\n";
 
 impl Snapshot {
     /// `SNAPSHOT_MAGIC` then postcard (serde, compact binary: varints,

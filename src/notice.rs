@@ -21,6 +21,7 @@ use crate::payload::{Body, Level, NoticeScope, Payload};
 use crate::projection::{is_within, office_chain, Household, PayoutEntry, Projections};
 use crate::report::{summary_row, SummaryRow};
 use crate::state::State;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// Rows on one notice page. A county's year is a few thousand; beyond this
@@ -93,8 +94,47 @@ impl std::fmt::Display for Month {
     }
 }
 
+/// `YYYY-MM`, so a month can key a JSON object (`rebuild` compares JSON).
+impl Serialize for Month {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Month {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Month, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        match Period::parse(&text) {
+            Some(Period::Month(year, month)) => Ok(Month { year, month }),
+            _ => Err(serde::de::Error::custom(format!("not a month YYYY-MM: {text:?}"))),
+        }
+    }
+}
+
+/// An ordered map with keys JSON cannot name (tuples), as a list of pairs.
+mod pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map)
+    }
+
+    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?.into_iter().collect())
+    }
+}
+
 /// A published notice's span and publisher.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NoticeSpan {
     pub seq: u64,
     pub office: String,
@@ -110,7 +150,7 @@ impl NoticeSpan {
 }
 
 /// What a project notice needs beyond `projection::Project`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectFacts {
     pub office: String,
     pub program: String,
@@ -121,25 +161,25 @@ pub struct ProjectFacts {
 }
 
 /// A card binding of a household, from its registration or a card change.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct CardBinding {
     seq: u64,
     card_digest: String,
 }
 
-/// The chain facts of notices that the projections do not keep; folded
-/// event by event in ledger order, like the projections.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The chain facts of notices that the other projections do not keep;
+/// folded event by event in ledger order as part of the projections
+/// (`Projections::notices`), so it is snapshotted with them and a restart
+/// does not replay the chain to rebuild it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoticeIndex {
     /// Events folded in: the next seq.
     size: u64,
     projects: BTreeMap<String, ProjectFacts>,
-    /// Card bindings per household, in seq order (hashed: a roster looks
-    /// one up per row, and ordered-map string compares were a tenth of a
-    /// village page).
-    cards: HashMap<String, Vec<CardBinding>>,
+    /// Card bindings per household, in seq order.
+    cards: BTreeMap<String, Vec<CardBinding>>,
     /// The masked form of every card digest registered.
-    card_masks: HashMap<String, String>,
+    card_masks: BTreeMap<String, String>,
     /// Payouts credited to a card other than the household's bound one: seq → card digest.
     stray_payouts: BTreeMap<u64, String>,
     /// Net change of an office's fund balances per month of business date.
@@ -150,6 +190,7 @@ pub struct NoticeIndex {
     /// Roster notices by (program, period named in the notice): the
     /// candidates for "which notices cover this roster", so a roster does
     /// not scan every notice of the ledger.
+    #[serde(with = "pairs")]
     roster_notices: BTreeMap<(String, Option<Period>), Vec<u64>>,
 }
 
@@ -220,7 +261,12 @@ impl NoticeIndex {
     }
 
     fn held_change(&mut self, office: &str, month: Month, change: i128) {
-        *self.held_changes.entry(office.to_string()).or_default().entry(month).or_insert(0) += change;
+        // Look up before inserting: no key allocation per event.
+        let changes = match self.held_changes.get_mut(office) {
+            Some(changes) => changes,
+            None => self.held_changes.entry(office.to_string()).or_default(),
+        };
+        *changes.entry(month).or_insert(0) += change;
     }
 
     fn bind_card(&mut self, seq: u64, household: &str, card: &crate::payload::Card) {

@@ -390,6 +390,10 @@ pub struct Projections {
     pub findings: BTreeMap<Rule, BTreeMap<String, Finding>>,
     /// Latest review by flag id.
     pub reviews: BTreeMap<String, Review>,
+    /// What the notice pages need besides the above (card bindings,
+    /// project facts, households by village, roster notices by program and
+    /// period, month-end balances).
+    pub notices: crate::notice::NoticeIndex,
 }
 
 /// `office` is `ancestor` or below it.
@@ -417,6 +421,7 @@ impl Projections {
     /// Folds one accepted event in. Called after `State::apply` of the same
     /// event, so `state` already includes it.
     pub fn apply(&mut self, seq: u64, payload: &Payload, state: &State) {
+        self.notices.apply(seq, payload);
         let office = payload.office.as_str();
         let at = payload.at;
         match &payload.body {

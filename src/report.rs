@@ -525,9 +525,9 @@ pub fn summary(ledger: &Ledger, office: Option<&str>, json: bool) -> CommandResu
 }
 
 /// Replays every stored record through a fresh `State` and `Projections`.
-pub fn replay_store(ledger: &Ledger) -> Result<Replay, String> {
+pub fn replay_store(store: &dyn crate::store::Store) -> Result<Replay, String> {
     let mut replay = Replay::default();
-    for record in ledger.store().records_from(0) {
+    for record in store.records_from(0) {
         let record = record.map_err(|e| e.to_string())?;
         if record.seq != replay.state.size {
             return Err(format!("stored record {} out of order (expected {})", record.seq, replay.state.size));
@@ -551,7 +551,7 @@ fn differing_parts(stored: &Projections, rebuilt: &Projections) -> Vec<String> {
 /// `sunledger rebuild`: recompute every projection from the chain and
 /// compare with the stored one.
 pub fn rebuild(ledger: &Ledger) -> CommandResult {
-    let replay = replay_store(ledger)?;
+    let replay = replay_store(ledger.store())?;
     let projections_match = replay.projections == *ledger.projections();
     let state_match = replay.state == *ledger.state();
     if projections_match && state_match {

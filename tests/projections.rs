@@ -204,7 +204,7 @@ fn random_event(rng: &mut Prng, world: &mut World, ledger: &Ledger, memory: &mut
 
 /// The projections and the serialised flags of a fresh replay of the store.
 fn rebuilt(ledger: &Ledger) -> (Projections, String) {
-    let replay = sunledger::report::replay_store(ledger).expect("replay");
+    let replay = sunledger::report::replay_store(ledger.store()).expect("replay");
     let flags = serde_json::to_string(&evaluate(&replay.projections, &replay.state, &Policy::default())).expect("json");
     assert!(replay.projections.balances_match(&replay.state));
     (replay.projections, flags)

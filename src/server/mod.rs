@@ -62,8 +62,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub log_key: Option<Arc<crate::keys::KeyMaterial>>,
     pub flags: Arc<FlagCache>,
-    /// The notice pages' fold of the chain (`pages::warm_up`).
-    pub notices: pages::NoticeCache,
 }
 
 /// The flags of the 17 rules (SPEC §7), evaluated at most once per ledger
@@ -540,14 +538,7 @@ pub async fn serve_async(
     let ledger = Arc::new(RwLock::new(ledger));
     let metrics = Arc::new(Metrics::default());
     let (writer, writer_thread) = writer::start(ledger.clone(), metrics.clone());
-    let state = AppState {
-        ledger,
-        writer,
-        metrics,
-        log_key: log_key.map(Arc::new),
-        flags: Arc::default(),
-        notices: pages::NoticeCache::default(),
-    };
+    let state = AppState { ledger, writer, metrics, log_key: log_key.map(Arc::new), flags: Arc::default() };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let listener = head_timeout::HeadTimeoutListener::new(listener, REQUEST_TIMEOUT);
@@ -556,13 +547,6 @@ pub async fn serve_async(
         let _ = ready.send(bound);
     }
     let checkpoints = tokio::spawn(periodic_checkpoints(state.clone()));
-    // Build the notice index now rather than in the first page request.
-    let warming = state.clone();
-    tokio::task::spawn_blocking(move || {
-        if let Err(error) = pages::warm_up(&warming) {
-            tracing::warn!(message = %error.message, "notice index warm-up failed; pages will retry");
-        }
-    });
     let app = router(state.clone());
     let shutdown = async move {
         match stop {

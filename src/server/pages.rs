@@ -16,8 +16,7 @@
 //!
 //! Boundary: handlers gather data under the ledger's read lock on a
 //! blocking thread and render it; what a notice shows is `notice`'s, what
-//! the flags are is `rules`'s. The notice index is a fold of the chain kept
-//! beside the ledger and caught up from the store before each page.
+//! the flags are is `rules`'s. The notice index is part of the projections.
 
 mod audit;
 mod csv;
@@ -26,93 +25,37 @@ pub mod reads;
 
 use super::{ApiError, AppState};
 use crate::date::Period;
-use crate::envelope::Envelope;
 use crate::ledger::Ledger;
 use crate::notice::{CheckpointView, NoticeIndex, NoticeQuery};
-use crate::payload::parse_payload;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
-use std::sync::{Arc, Mutex};
 
 pub use csv::{BOM, CSV_COLUMNS};
 
 /// The suffix that asks for a notice's rosters as CSV.
 pub const CSV_SUFFIX: &str = ".csv";
-/// Records read from the store per step when the notice index catches up.
-const INDEX_CATCH_UP_RECORDS: usize = 4096;
 /// Headers that show a request came through a proxy.
 const PROXY_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
 
-/// The notice index shared by the page handlers of one service.
-#[derive(Clone, Default)]
-pub struct NoticeCache(Arc<Mutex<NoticeIndex>>);
-
-impl NoticeCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, NoticeIndex> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// The page routes; their notice index is `AppState::notices`.
+/// The page routes.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/notice/{file}", get(notice)).route("/audit", get(audit))
 }
 
-/// Folds the records committed so far into the notice index without
-/// holding the ledger's lock: committed records never change, so only the
-/// head is read under it. The writer is not held up while a large ledger's
-/// index is built (9 s at 1 M events), and a page request then only folds
-/// what was appended since. The server calls this once at start.
-pub fn warm_up(state: &AppState) -> Result<(), ApiError> {
-    let mut index = state.notices.lock();
-    let (store, size) = {
-        let ledger = state.read();
-        (ledger.store_handle(), ledger.head().size)
-    };
-    catch_up(store.as_ref(), size, &mut index)
-}
-
-/// Brings the index up to `size` records of `store`.
-fn catch_up(store: &dyn crate::store::Store, size: u64, index: &mut NoticeIndex) -> Result<(), ApiError> {
-    if index.size() > size {
-        // Only a ledger reloaded behind our back could do this; start again.
-        *index = NoticeIndex::default();
-    }
-    while index.size() < size {
-        let from = index.size();
-        let records = store.records_from(from).take(INDEX_CATCH_UP_RECORDS.min((size - from) as usize));
-        for record in records {
-            let record = record.map_err(|e| ApiError::storage(e.to_string()))?;
-            let damaged = |message: String| ApiError::storage(format!("stored record {}: {message}", record.seq));
-            let envelope = Envelope::parse(&record.envelope_bytes).map_err(|e| damaged(e.message))?;
-            let payload = parse_payload(&envelope.payload).map_err(|e| damaged(e.message))?;
-            index.apply(record.seq, &payload);
-        }
-        if index.size() == from {
-            return Err(ApiError::storage(format!("record {from} is missing from the store")));
-        }
-    }
-    Ok(())
-}
-
-/// Runs `work` with the ledger read-locked and the notice index caught up,
-/// on a blocking thread. Lock order: the index, then the ledger (only here
-/// and in `warm_up`).
+/// Runs `work` with the ledger read-locked, on a blocking thread. The
+/// notice index is part of the projections: folded by the writer with every
+/// event and snapshotted, so a page never replays the chain.
 async fn with_index<T: Send + 'static>(
     state: AppState,
     work: impl FnOnce(&Ledger, &NoticeIndex) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(move || {
-        warm_up(&state)?;
-        let mut index = state.notices.lock();
         let ledger = state.read();
-        // Only what was committed between the two locks is left.
-        catch_up(ledger.store(), ledger.head().size, &mut index)?;
-        work(&ledger, &index)
+        work(&ledger, &ledger.projections().notices)
     })
     .await
     .map_err(|e| ApiError::storage(e.to_string()))?
