@@ -23,10 +23,17 @@ use std::path::Path;
 
 /// Events per durable group during bulk import: one flush per group.
 pub const GROUP_EVENTS_MAX: usize = 4096;
-/// The folded state is snapshotted at least this often (in events), so a
-/// reopen replays at most this many records (no signature checks), and at
-/// every clean close.
+/// The folded state is snapshotted at most this often (in events), and at
+/// every clean close (so a reopen after one replays nothing).
 pub const SNAPSHOT_EVERY_EVENTS: u64 = 65_536;
+/// A snapshot rewrites the whole fold, so it grows with the ledger (~1.7 GB
+/// at 7 M events of province shape). To keep bulk import linear, one is
+/// taken only when at least this many times its previous cost has passed
+/// since it: snapshots take at most ~1/(1 + this) of the writer's time.
+/// What a crash costs is the replay of the records since the last one
+/// (no signature checks): at most `SNAPSHOT_EVERY_EVENTS`, or what was
+/// written in this many snapshot-times, whichever is more.
+pub const SNAPSHOT_SPACING_FACTOR: u32 = 9;
 
 /// The outcome of one submitted envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -302,6 +309,8 @@ pub struct Ledger {
     /// The Merkle tree's right edge; its nodes are stored with the records.
     frontier: Frontier,
     snapshot_size: u64,
+    /// When the last snapshot was taken and what it cost (encode + write).
+    last_snapshot: Option<(std::time::Instant, std::time::Duration)>,
     clock: Clock,
     /// Set when a commit failed. The store may then hold the failed group in
     /// memory without having made it durable (sled keeps an applied batch
@@ -437,6 +446,7 @@ impl Ledger {
             frontier: Frontier::new(),
             head,
             snapshot_size,
+            last_snapshot: None,
             clock: Box::new(system_clock),
             failed: None,
         };
@@ -579,13 +589,17 @@ impl Ledger {
 
     fn commit(&mut self, mut group: CommitGroup) -> Result<(), StorageError> {
         group.head = Some(self.head.clone());
-        if self.state.size - self.snapshot_size >= SNAPSHOT_EVERY_EVENTS {
+        let spaced = self.last_snapshot.is_none_or(|(at, cost)| at.elapsed() >= cost * SNAPSHOT_SPACING_FACTOR);
+        let started = std::time::Instant::now();
+        if self.state.size - self.snapshot_size >= SNAPSHOT_EVERY_EVENTS && spaced {
             group.snapshot = Some(self.snapshot_bytes()?);
         }
         let snapshot_taken = group.snapshot.is_some();
         self.store.commit(group)?;
         if snapshot_taken {
             self.snapshot_size = self.state.size;
+            // The group's own flush is in this figure too: a small overestimate.
+            self.last_snapshot = Some((std::time::Instant::now(), started.elapsed()));
         }
         Ok(())
     }

@@ -134,14 +134,11 @@ impl Preparer {
 
 impl Drop for Preparer {
     fn drop(&mut self) {
+        // No more requests: the thread ends after its current chunk. Taking
+        // what it still hands over unblocks it; `recv` fails once it is gone.
         self.to = None;
-        // Unblock a preparer waiting to hand over a chunk nobody will take.
-        while self.from.try_recv().is_ok() {}
+        while self.from.recv().is_ok() {}
         if let Some(thread) = self.thread.take() {
-            while !thread.is_finished() {
-                while self.from.try_recv().is_ok() {}
-                std::thread::yield_now();
-            }
             let _ = thread.join();
         }
     }

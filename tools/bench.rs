@@ -395,10 +395,13 @@ fn scale(args: &[String]) {
     let data = dir.path().join("data");
     let took = run_timed(&["import", "--data", data.to_str().unwrap(), input.to_str().unwrap()]);
     let import_rate = events as f64 / took.as_secs_f64();
+    eprintln!("import: {import_rate:.0} events/s ({:.0} s)", took.as_secs_f64());
     std::fs::remove_file(&input).unwrap();
     let disk = directory_bytes(&data);
     let snapshot = std::fs::metadata(data.join(sunledger::store::SNAPSHOT_FILE)).map_or(0, |m| m.len());
+    eprintln!("disk: {disk} B, snapshot {snapshot} B");
     let reopens: Vec<f64> = (0..3).map(|_| reopen(&data).as_secs_f64() * 1000.0).collect();
+    eprintln!("reopen: {reopens:.0?} ms");
     // One projection pass from the store alone, then the ledger: two copies
     // of a 10 M-event fold would not fit in memory together, so the replay
     // is compared with the stored projections by a digest of their bytes.
@@ -409,6 +412,7 @@ fn scale(args: &[String]) {
     let started = Instant::now();
     let replay = sunledger::report::replay_store(&store).unwrap();
     let projection_rate = events as f64 / started.elapsed().as_secs_f64();
+    eprintln!("projections: {projection_rate:.0} events/s");
     let replayed = fingerprint(&replay.projections);
     drop(replay);
     drop(store);
@@ -418,6 +422,7 @@ fn scale(args: &[String]) {
     let filter = sunledger::report::FlagFilter::parse(None, None, None).unwrap();
     let flags = sunledger::report::select_flags(&ledger, &sunledger::policy::Policy::default(), &filter).unwrap();
     let rules_ms = started.elapsed().as_secs_f64() * 1000.0;
+    eprintln!("rules: {rules_ms:.0} ms, {} flags", flags.len());
     // Read targets: every fund account, the first households of each village, county summaries, village pages.
     let state = ledger.state();
     let accounts: Vec<String> = state.balances.keys().map(|a| format!("/v1/accounts/{a}")).collect();
@@ -440,8 +445,9 @@ fn scale(args: &[String]) {
     // index here, from the whole chain; it is now part of the snapshot).
     let started = Instant::now();
     let first = sunledger::http_client::request(&addr, "GET", &villages[0], &[], b"").unwrap();
-    assert_eq!(first.status, 200);
     let index_build_ms = started.elapsed().as_secs_f64() * 1000.0;
+    eprintln!("first page: {index_build_ms:.0} ms, status {}", first.status);
+    assert_eq!(first.status, 200);
     let none = |_: &str| Vec::new();
     let signed = |path: &str| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
@@ -449,8 +455,11 @@ fn scale(args: &[String]) {
         vec![("Authorization".to_string(), auth)]
     };
     let account = read_latencies(&addr, &accounts, reads, none);
+    eprintln!("account reads p50/p99: {account:.2?}");
     let household = read_latencies(&addr, &households, reads, signed);
+    eprintln!("household reads p50/p99: {household:.2?}");
     let summary_read = read_latencies(&addr, &counties, reads, none);
+    eprintln!("summary reads p50/p99: {summary_read:.2?}");
     let page = read_latencies(&addr, &villages, (reads / 10).max(20), none);
     let page_bytes = sunledger::http_client::request(&addr, "GET", &villages[0], &[], b"").unwrap().body.len();
     // One month's roster: the province's calendar starts in January 2019.
@@ -458,6 +467,7 @@ fn scale(args: &[String]) {
     let period = format!("{}-{:02}", last_month / 12, last_month % 12 + 1);
     let month_pages: Vec<String> = villages.iter().map(|v| format!("{v}?period={period}")).collect();
     let month_page = read_latencies(&addr, &month_pages, reads, none);
+    eprintln!("month page p50/p99: {month_page:.2?}");
     let month_page_bytes = sunledger::http_client::request(&addr, "GET", &month_pages[0], &[], b"").unwrap().body.len();
     let _ = stop_tx.send(());
     server.join().unwrap();
