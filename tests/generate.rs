@@ -71,17 +71,7 @@ fn import(dir: &std::path::Path, lines: &[String]) -> Ledger {
 /// Exports the ledger's records (SPEC §5 lines) and replays them through the
 /// verifier: links, hashes, signatures, every SPEC §4 rule, conservation.
 fn verify_export(ledger: &Ledger) {
-    let mut verifier = Verifier::new();
-    let mut prev = GENESIS_PREV;
-    let mut line = Vec::new();
-    for record in ledger.store().records_from(0) {
-        let record = record.expect("records read back");
-        line.clear();
-        export_line(&mut line, record.seq, &prev, record.recorded_at_ms, &record.envelope_bytes, &record.hash);
-        verifier.push(parse_export_line(&line).expect("an export line parses"));
-        prev = record.hash;
-    }
-    let (report, _) = verifier.finish();
+    let report = verify_records(&export_records(ledger), sunledger::verify::VERIFY_CHUNK_RECORDS);
     assert!(report.valid(), "verification failed: {:?}", report.failure);
     assert_eq!(report.records, ledger.head().size);
 }
