@@ -472,12 +472,12 @@ pub fn village_label(name: &str) -> String {
 pub fn office_notice(
     state: &State,
     projections: &Projections,
-    index: &NoticeIndex,
     office: &str,
     query: &NoticeQuery,
     checkpoint: CheckpointView,
 ) -> Option<OfficeNotice> {
     let office_state = state.offices.get(office)?;
+    let index = &projections.notices;
     let (rosters, rosters_left_off) = rosters(state, projections, index, office, query);
     Some(OfficeNotice {
         office_id: office.to_string(),

@@ -87,7 +87,9 @@ impl EventIndex for NoRepeats {
     }
 }
 
-type PreparedChunk = (Vec<ExportRecord>, Vec<validate::Prepared>);
+/// A prepared chunk: each record's seq and entry hash (all validation still
+/// needs of it), and its envelope made ready.
+type PreparedChunk = (Vec<(u64, Hash)>, Vec<validate::Prepared>);
 
 /// The thread that prepares chunks (payload parse + signature checks) ahead
 /// of validation, in order.
@@ -106,10 +108,12 @@ impl Preparer {
             // Every key registered by the chunks prepared so far.
             let mut keys: HashMap<String, [u8; 32]> = HashMap::new();
             for records in requests {
-                let envelopes = records.iter().map(|r| r.envelope.clone()).collect();
+                // The envelopes move into the prepared chunk: no copy.
+                let (linked, envelopes): (Vec<(u64, Hash)>, Vec<_>) =
+                    records.into_iter().map(|r| ((r.seq, r.hash), r.envelope)).unzip();
                 let (prepared, registered) = validate::prepare_batch_with_keys(&keys, &NoRepeats, envelopes);
                 keys.extend(registered);
-                if done.send((records, prepared)).is_err() {
+                if done.send((linked, prepared)).is_err() {
                     return;
                 }
             }
@@ -149,7 +153,6 @@ pub struct Verifier {
     state: State,
     index: MemoryIndex,
     last_hash: Hash,
-    last_recorded_at_ms: i64,
     chunk: Vec<ExportRecord>,
     chunk_records: usize,
     /// Records passed to the preparer and not yet validated.
@@ -184,7 +187,6 @@ impl Verifier {
             state: State::default(),
             index: MemoryIndex::default(),
             last_hash: GENESIS_PREV,
-            last_recorded_at_ms: i64::MIN,
             chunk: Vec::new(),
             pending: 0,
             pushed_tail: (GENESIS_PREV, i64::MIN),
@@ -281,13 +283,12 @@ impl Verifier {
     }
 
     /// Validates one prepared chunk against the state, in order.
-    fn validate_chunk(&mut self, records: &[ExportRecord], prepared: Vec<validate::Prepared>) {
+    fn validate_chunk(&mut self, records: &[(u64, Hash)], prepared: Vec<validate::Prepared>) {
         self.pending -= records.len() as u64;
         if self.failure.is_some() {
             return;
         }
-        for (record, prepared) in records.iter().zip(prepared) {
-            let seq = record.seq;
+        for (&(seq, hash), prepared) in records.iter().zip(prepared) {
             match validate::validate(&self.state, &self.index, prepared) {
                 Ok(Verdict::Accept(accepted)) => {
                     let indexed = self.state.apply(
@@ -311,9 +312,8 @@ impl Verifier {
             if self.failure.is_some() {
                 return;
             }
-            self.last_hash = record.hash;
-            self.last_recorded_at_ms = record.recorded_at_ms;
-            self.frontier.push(record.hash).expect("a tree of 2^64 leaves is out of reach");
+            self.last_hash = hash;
+            self.frontier.push(hash).expect("a tree of 2^64 leaves is out of reach");
             if self.capture_at == Some(self.frontier.size()) {
                 self.captured_root = Some((self.frontier.size(), self.frontier.root()));
             }

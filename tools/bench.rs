@@ -317,16 +317,9 @@ fn http(data: &std::path::Path, batch_events: usize, single_events: usize) -> (f
     (batch_rate, single_rate, p50, p99)
 }
 
-/// Postcard sizes of snapshot parts, for `--reopen`.
-mod erased {
-    pub trait Encode {
-        fn encoded_len(&self) -> usize;
-    }
-    impl<T: serde::Serialize> Encode for T {
-        fn encoded_len(&self) -> usize {
-            postcard::to_stdvec(self).map_or(0, |bytes| bytes.len())
-        }
-    }
+/// Postcard size of a snapshot part, for `--reopen`.
+fn encoded_len<T: serde::Serialize>(value: &T) -> usize {
+    postcard::to_stdvec(value).map_or(0, |bytes| bytes.len())
 }
 
 fn reopen(dir: &std::path::Path) -> Duration {
@@ -529,27 +522,27 @@ fn main() {
         println!("reopen {dir}: median {:.0} ms of {times:.0?}", median(times.clone()));
         // Where the snapshot's bytes go, by part (postcard, as stored).
         let ledger = Ledger::open(std::path::Path::new(dir)).unwrap();
-        let size = |value: &dyn erased::Encode| value.encoded_len();
         let p = ledger.projections();
-        let households: usize = p.households.values().map(|h| h.payouts.len()).sum();
-        println!("state {} B", size(ledger.state()));
+        let payouts: usize = p.households.values().map(|h| h.payouts.len()).sum();
+        println!("state {} B", encoded_len(ledger.state()));
         for (part, bytes) in [
-            ("accounts", size(&p.accounts)),
-            ("households (all)", size(&p.households)),
-            ("households' payouts", p.households.values().map(|h| size(&h.payouts)).sum()),
-            ("projects", size(&p.projects)),
-            ("roster_notices", size(&p.roster_notices)),
-            ("cards", size(&p.cards)),
-            ("persons", size(&p.persons)),
-            ("deaths", size(&p.deaths)),
-            ("payees", size(&p.payees)),
-            ("spends", size(&p.spends)),
-            ("findings", size(&p.findings)),
-            ("reviews", size(&p.reviews)),
+            ("accounts", encoded_len(&p.accounts)),
+            ("households (all)", encoded_len(&p.households)),
+            ("households' payouts", p.households.values().map(|h| encoded_len(&h.payouts)).sum()),
+            ("projects", encoded_len(&p.projects)),
+            ("roster_notices", encoded_len(&p.roster_notices)),
+            ("cards", encoded_len(&p.cards)),
+            ("persons", encoded_len(&p.persons)),
+            ("deaths", encoded_len(&p.deaths)),
+            ("payees", encoded_len(&p.payees)),
+            ("spends", encoded_len(&p.spends)),
+            ("findings", encoded_len(&p.findings)),
+            ("reviews", encoded_len(&p.reviews)),
+            ("notices", encoded_len(&p.notices)),
         ] {
             println!("projections.{part}: {bytes} B");
         }
-        println!("payout entries: {households}");
+        println!("payout entries: {payouts}");
         return;
     }
     let value = |flag: &str, default: usize| {

@@ -25,8 +25,7 @@ pub mod reads;
 
 use super::{ApiError, AppState};
 use crate::date::Period;
-use crate::ledger::Ledger;
-use crate::notice::{CheckpointView, NoticeIndex, NoticeQuery};
+use crate::notice::{CheckpointView, NoticeQuery};
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -44,21 +43,6 @@ const PROXY_HEADERS: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
 /// The page routes.
 pub fn routes() -> Router<AppState> {
     Router::new().route("/notice/{file}", get(notice)).route("/audit", get(audit))
-}
-
-/// Runs `work` with the ledger read-locked, on a blocking thread. The
-/// notice index is part of the projections: folded by the writer with every
-/// event and snapshotted, so a page never replays the chain.
-async fn with_index<T: Send + 'static>(
-    state: AppState,
-    work: impl FnOnce(&Ledger, &NoticeIndex) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let ledger = state.read();
-        work(&ledger, &ledger.projections().notices)
-    })
-    .await
-    .map_err(|e| ApiError::storage(e.to_string()))?
 }
 
 #[derive(Deserialize)]
@@ -89,11 +73,12 @@ async fn notice(
         ),
     };
     let query = NoticeQuery { program: params.program.filter(|p| !p.is_empty()), period };
-    let rendered = with_index(state, move |ledger, index| {
+    let rendered = reads::blocking(move || {
+        let ledger = state.read();
         let note = ledger.latest_checkpoint().map_err(|e| ApiError::storage(e.to_string()))?;
         let state = ledger.state();
         let checkpoint = CheckpointView::new(state, note);
-        let notice = crate::notice::office_notice(state, ledger.projections(), index, &office, &query, checkpoint)
+        let notice = crate::notice::office_notice(state, ledger.projections(), &office, &query, checkpoint)
             .ok_or_else(|| ApiError::not_found(format!("no office {office:?}")))?;
         if csv {
             let text = csv::roster_csv(&notice).map_err(ApiError::storage)?;
@@ -169,12 +154,12 @@ async fn audit(
         empty_is_none(params.severity).as_deref(),
     )
     .map_err(ApiError::bad_request)?;
-    let flag_cache = state.flags.clone();
-    let page = with_index(state, move |ledger, index| {
-        let all = flag_cache.flags(ledger);
+    let page = reads::blocking(move || {
+        let ledger = state.read();
+        let all = state.flags.flags(&ledger);
         let fund_offices = audit::offices_with_fund_flags(&all);
-        let flags = crate::report::filter_flags(ledger, &all, &filter).map_err(ApiError::bad_request)?;
-        audit::audit_page(ledger, index, &flags, &filter, &fund_offices).map_err(ApiError::storage)
+        let flags = crate::report::filter_flags(&ledger, &all, &filter).map_err(ApiError::bad_request)?;
+        audit::audit_page(&ledger, &flags, &filter, &fund_offices).map_err(ApiError::storage)
     })
     .await?;
     Ok(html_response(StatusCode::OK, page))

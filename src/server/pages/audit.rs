@@ -67,7 +67,6 @@ pub fn refusal_page(reason: &str) -> String {
 /// charts mark `fund_offices` (offices with fund flags, whatever the filter).
 pub fn audit_page(
     ledger: &Ledger,
-    index: &NoticeIndex,
     flags: &[Flag],
     filter: &FlagFilter,
     fund_offices: &BTreeSet<String>,
@@ -95,7 +94,7 @@ pub fn audit_page(
     write_filters(&mut out, state, filter);
     write_by_rule(&mut out, flags);
     write_by_office(&mut out, state, flags, &offices_of_flags);
-    write_charts(&mut out, state, index, fund_offices);
+    write_charts(&mut out, state, &ledger.projections().notices, fund_offices);
     write_details(&mut out, state, flags, &offices_of_flags);
     close_page(&mut out);
     Ok(out)

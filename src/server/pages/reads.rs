@@ -19,7 +19,8 @@ use serde_json::json;
 
 type ReadResult = Result<Response, ApiError>;
 
-async fn blocking<T: Send + 'static>(
+/// Runs `work` on a blocking thread (handlers take the ledger's lock there).
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work).await.map_err(|e| ApiError::storage(e.to_string()))?
