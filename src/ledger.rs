@@ -165,7 +165,7 @@ impl GroupWriter<'_> {
         let ledger = &mut *self.ledger;
         let index = GroupIndex { store: ledger.store.as_ref(), pending: &self.pending };
         Ok(match validate::validate(&ledger.state, &index, item) {
-            Ok(Verdict::Accept(accepted)) => ledger.accept(*accepted, bytes, &mut self.group, &mut self.pending),
+            Ok(Verdict::Accept(accepted)) => ledger.accept(*accepted, bytes, &mut self.group, &mut self.pending)?,
             Ok(Verdict::Repeat(seq)) => Outcome::Repeated { seq, hash: ledger.hash_of(seq, &self.group)? },
             Err(AppendError::Rejected(rejection)) => Outcome::Rejected(rejection),
             Err(AppendError::Storage(error)) => return Err(error),
@@ -262,17 +262,20 @@ pub struct Snapshot {
     pub projections: Projections,
 }
 
-/// The first bytes of a snapshot file: its format and version (3: the
-/// projections include the notice index). Files without it (the JSON
-/// snapshots of earlier versions, version 2) are not read; the
-/// ledger replays instead and writes the new format at its next snapshot.
-pub const SNAPSHOT_MAGIC: &[u8] = b"sunledger-snapshot/3\n";
+/// The first bytes of a snapshot file: its format and version (4: a symbol
+/// table before the body, no refund map). Files of other versions (the
+/// JSON snapshots of version 2, the postcard ones of version 3) are not
+/// read; the ledger replays instead and writes this format at its next
+/// snapshot.
+pub const SNAPSHOT_MAGIC: &[u8] = b"sunledger-snapshot/4\n";
 
 impl Snapshot {
-    /// `SNAPSHOT_MAGIC` then postcard (serde, compact binary: varints,
-    /// dates as day numbers). At 1 M events of province shape the JSON
-    /// snapshot was 455 MB and loaded in 1.86 s; this one is 237 MB and
-    /// loads in 0.66–0.78 s (BENCHMARKS.md).
+    /// `SNAPSHOT_MAGIC`, the symbol table (the texts of every `Sym` in the
+    /// body, once each), then the body: postcard (serde, compact binary:
+    /// varints, dates as day numbers, each `Sym` an index into the table).
+    /// At 1 M events of province shape the JSON snapshot was 455 MB and
+    /// loaded in 1.86 s; version 3 (postcard, no table) was 237 MB and loaded
+    /// in 0.66–0.78 s (BENCHMARKS.md has version 4's figures).
     pub fn encode(last_hash: &Hash, state: &State, projections: &Projections) -> Result<Vec<u8>, String> {
         #[derive(Serialize)]
         struct SnapshotRef<'a> {
@@ -280,14 +283,20 @@ impl Snapshot {
             state: &'a State,
             projections: &'a Projections,
         }
+        let (body, texts) =
+            crate::sym::with_writing_table(|| postcard::to_stdvec(&SnapshotRef { last_hash, state, projections }));
+        let body = body.map_err(|e| e.to_string())?;
         let mut bytes = SNAPSHOT_MAGIC.to_vec();
-        postcard::to_io(&SnapshotRef { last_hash, state, projections }, &mut bytes).map_err(|e| e.to_string())?;
+        postcard::to_io(&texts, &mut bytes).map_err(|e| e.to_string())?;
+        bytes.extend_from_slice(&body);
         Ok(bytes)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
-        let body = bytes.strip_prefix(SNAPSHOT_MAGIC).ok_or("not a sunledger snapshot of this version")?;
-        let (snapshot, rest) = postcard::take_from_bytes::<Snapshot>(body).map_err(|e| e.to_string())?;
+        let tabled = bytes.strip_prefix(SNAPSHOT_MAGIC).ok_or("not a sunledger snapshot of this version")?;
+        let (texts, body) = postcard::take_from_bytes::<Vec<String>>(tabled).map_err(|e| e.to_string())?;
+        let (snapshot, rest) = crate::sym::with_reading_table(&texts, || postcard::take_from_bytes::<Snapshot>(body))
+            .map_err(|e| e.to_string())?;
         if !rest.is_empty() {
             return Err(format!("{} bytes after the snapshot", rest.len()));
         }
@@ -490,15 +499,10 @@ impl Ledger {
             }
             let envelope = Envelope::parse(&record.envelope_bytes).map_err(|e| damaged(e.message))?;
             let payload = parse_payload(&envelope.payload).map_err(|e| damaged(e.message))?;
-            let refunded_account = match &payload.body {
-                crate::payload::Body::Refund(refund) => {
-                    self.store.event(refund.ref_event.as_str())?.and_then(|e| e.account)
-                }
-                _ => None,
-            };
+            let refunded = self.refund_target(&payload, None, &HashMap::new())?;
             let digest = crate::encoding::sha256(&envelope.payload);
-            self.state.apply(record.seq, &payload, digest, refunded_account.as_deref());
-            self.projections.apply(record.seq, &payload, &self.state);
+            self.state.apply(record.seq, &payload, digest, refunded.as_ref().map(|s| s.account.as_str()));
+            self.projections.apply(record.seq, &payload, &self.state, refunded.as_ref());
         }
         Ok(())
     }
@@ -569,20 +573,53 @@ impl Ledger {
         Ok(record.hash)
     }
 
+    /// For a refund, where it lands (`Projections::spend_of` of the refunded
+    /// event, read from this group or the store); None for other events.
+    fn refund_target(
+        &self,
+        payload: &crate::payload::Payload,
+        group: Option<&CommitGroup>,
+        pending: &HashMap<String, IndexedEvent>,
+    ) -> Result<Option<crate::projection::Spend>, StorageError> {
+        let crate::payload::Body::Refund(refund) = &payload.body else { return Ok(None) };
+        let id = refund.ref_event.as_str();
+        let missing = || StorageError(format!("refunded event {id} is not in the ledger"));
+        let seq = match pending.get(id) {
+            Some(event) => event.seq,
+            None => self.store.event(id)?.ok_or_else(missing)?.seq,
+        };
+        let in_group = group.and_then(|g| g.records.iter().find(|r| r.seq == seq));
+        let stored;
+        let record = match in_group {
+            Some(record) => record,
+            None => {
+                stored = self.store.record(seq)?.ok_or_else(missing)?;
+                &stored
+            }
+        };
+        let damaged = |what: String| StorageError(format!("refunded record {seq} is damaged: {what}"));
+        let envelope = Envelope::parse(&record.envelope_bytes).map_err(|e| damaged(e.message))?;
+        let refunded = parse_payload(&envelope.payload).map_err(|e| damaged(e.message))?;
+        let spend = self.projections.spend_of(seq, &refunded);
+        spend.map(Some).ok_or_else(|| damaged(format!("{id} is not a payout or an expenditure")))
+    }
+
     fn accept(
         &mut self,
         accepted: validate::Accepted,
         bytes: &[u8],
         group: &mut CommitGroup,
         pending: &mut HashMap<String, IndexedEvent>,
-    ) -> Outcome {
+    ) -> Result<Outcome, StorageError> {
+        // Read before anything changes, so a storage error leaves the state as it was.
+        let refunded = self.refund_target(&accepted.payload, Some(group), pending)?;
         let seq = self.state.size;
         let recorded_at_ms = (self.clock)().max(self.head.last_recorded_at_ms);
         let prev = if seq == 0 { GENESIS_PREV } else { self.head.last_hash };
         let hash = record_hash(seq, &prev, recorded_at_ms, &accepted.envelope);
         let indexed =
             self.state.apply(seq, &accepted.payload, accepted.payload_digest, accepted.refunded_account.as_deref());
-        self.projections.apply(seq, &accepted.payload, &self.state);
+        self.projections.apply(seq, &accepted.payload, &self.state, refunded.as_ref());
         pending.insert(accepted.payload.id.0.clone(), indexed.clone());
         group.events.push((accepted.payload.id.0, indexed));
         let nodes = self.frontier.push(hash).expect("a tree of 2^64 leaves is out of reach");
@@ -591,7 +628,7 @@ impl Ledger {
         );
         group.records.push(StoredRecord { seq, recorded_at_ms, hash, envelope_bytes: bytes.to_vec() });
         self.head = Head { size: seq + 1, last_hash: hash, last_recorded_at_ms: recorded_at_ms };
-        Outcome::Appended { seq, hash }
+        Ok(Outcome::Appended { seq, hash })
     }
 
     fn commit(&mut self, mut group: CommitGroup) -> Result<(), StorageError> {

@@ -29,5 +29,6 @@ pub mod rules;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod sym;
 pub mod validate;
 pub mod verify;

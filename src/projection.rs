@@ -21,6 +21,7 @@ use crate::date::{Date, Period};
 use crate::payload::{Body, Category, HouseholdStatus, Level, Payload, ReviewStatus};
 use crate::rules::Rule;
 use crate::state::{account_id, State};
+use crate::sym::Sym;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -193,15 +194,15 @@ pub struct PayoutEntry {
     pub seq: u64,
     pub id: String,
     pub at: Date,
-    pub office: String,
-    pub program: String,
+    pub office: Sym,
+    pub program: Sym,
     pub period: Period,
     pub amount_fen: u64,
     pub refunded_fen: u64,
     /// Paid to the card bound at the payout's place in ledger order.
     pub card_matches: bool,
     /// The paid person, if the payout names one.
-    pub person_digest: Option<String>,
+    pub person_digest: Option<Sym>,
     /// Length in days of the longest earlier-recorded roster notice that
     /// covers this payout apart from its length (None: no such notice).
     pub notice_days: Option<u32>,
@@ -216,7 +217,7 @@ impl PayoutEntry {
 /// A registered household.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Household {
-    pub village: String,
+    pub village: Sym,
     pub head_name_masked: String,
     pub registered_seq: u64,
     pub registered_at: Date,
@@ -327,8 +328,8 @@ impl RosterNotice {
 pub struct PayeeSpend {
     pub seq: u64,
     pub at: Date,
-    pub office: String,
-    pub program: String,
+    pub office: Sym,
+    pub program: Sym,
     pub category: Category,
     pub amount_fen: u64,
 }
@@ -340,7 +341,11 @@ pub struct Payee {
     pub spends: Vec<PayeeSpend>,
 }
 
-/// Where a refund of a payout or expenditure lands.
+/// Where a refund of a payout or expenditure lands: derived from the
+/// refunded event's payload by `Projections::spend_of` when the refund comes
+/// (the writer reads that payload from its group or the store), so the
+/// projections keep no map of every payout and expenditure for the rare
+/// refund.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spend {
     pub seq: u64,
@@ -384,8 +389,6 @@ pub struct Projections {
     /// Person digest → earliest recorded date of death.
     pub deaths: BTreeMap<String, Date>,
     pub payees: BTreeMap<String, Payee>,
-    /// Payout and expenditure event ids → where their refunds go.
-    pub spends: BTreeMap<String, Spend>,
     /// Event-time findings by rule and subject id.
     pub findings: BTreeMap<Rule, BTreeMap<String, Finding>>,
     /// Latest review by flag id.
@@ -419,8 +422,9 @@ fn level_of(state: &State, office: &str) -> Option<Level> {
 
 impl Projections {
     /// Folds one accepted event in. Called after `State::apply` of the same
-    /// event, so `state` already includes it.
-    pub fn apply(&mut self, seq: u64, payload: &Payload, state: &State) {
+    /// event, so `state` already includes it. `refunded` is, for a refund,
+    /// what `spend_of` gives for the refunded event.
+    pub fn apply(&mut self, seq: u64, payload: &Payload, state: &State, refunded: Option<&Spend>) {
         self.notices.apply(seq, payload);
         let office = payload.office.as_str();
         let at = payload.at;
@@ -448,7 +452,10 @@ impl Projections {
                 self.projects.insert(b.project_id.0.clone(), project);
             }
             Body::Expenditure(b) => self.apply_expenditure(seq, payload, b, state),
-            Body::Refund(b) => self.apply_refund(seq, at, b),
+            Body::Refund(b) => {
+                let spend = refunded.expect("a refund comes with its refunded event (validated)");
+                self.apply_refund(seq, at, b, spend);
+            }
             Body::NoticePublish(b) => self.apply_notice(seq, office, b),
             Body::FlagReview(b) => {
                 let review = Review { seq, office: office.to_string(), at, status: b.status, note: b.note.0.clone() };
@@ -460,16 +467,44 @@ impl Projections {
             | Body::KeyRevoke(_)
             | Body::ProgramDefine(_) => {}
         }
-        for account in touched_accounts(payload, &self.spends) {
+        for account in touched_accounts(payload, refunded) {
             let held = self.accounts.get(&account).map_or(0, |a| a.held_fen);
             assert_eq!(held, state.balance(&account), "projection and State disagree on {account} after seq {seq}");
         }
     }
 
-    /// The account a refund of event `id` credits (for replays that have no
-    /// event index).
-    pub fn spend_account(&self, id: &str) -> Option<String> {
-        self.spends.get(id).map(|s| s.account.clone())
+    /// Where a refund of event `seq` (a payout or an expenditure, already
+    /// folded in) lands, from that event's payload: its account, the
+    /// household paid, the project charged. A project is charged when it was
+    /// registered before the expenditure for the same office and program,
+    /// exactly as `charge_project` decided then (projects are never
+    /// re-registered). None for other kinds of event.
+    pub fn spend_of(&self, seq: u64, payload: &Payload) -> Option<Spend> {
+        let office = payload.office.as_str();
+        match &payload.body {
+            Body::Payout(b) => Some(Spend {
+                seq,
+                account: account_id(office, b.program.as_str()),
+                household: Some(b.household_id.0.clone()),
+                project: None,
+            }),
+            Body::Expenditure(b) => {
+                let charged = b.project_id.as_ref().filter(|p| {
+                    self.projects.get(p.as_str()).is_some_and(|project| {
+                        project.registered_seq < seq
+                            && project.office == office
+                            && project.program == b.program.as_str()
+                    })
+                });
+                Some(Spend {
+                    seq,
+                    account: account_id(office, b.program.as_str()),
+                    household: None,
+                    project: charged.map(|p| p.0.clone()),
+                })
+            }
+            _ => None,
+        }
     }
 
     /// Full pair check with `State`: every account's lots sum to its
@@ -554,7 +589,7 @@ impl Projections {
             seq,
         };
         let household = Household {
-            village: b.village.0.clone(),
+            village: Sym::new(b.village.as_str()),
             head_name_masked: b.head_name_masked.0.clone(),
             registered_seq: seq,
             registered_at: at,
@@ -676,18 +711,16 @@ impl Projections {
             seq,
             id: payload.id.0.clone(),
             at: payload.at,
-            office: office.to_string(),
-            program: program.to_string(),
+            office: Sym::new(office),
+            program: Sym::new(program),
             period: b.period,
             amount_fen: amount,
             refunded_fen: 0,
             card_matches: household.card.card_digest == b.card_digest.0,
-            person_digest: b.person_digest.as_ref().map(|p| p.0.clone()),
+            person_digest: b.person_digest.as_ref().map(|p| Sym::new(p.as_str())),
             notice_days,
         };
         household.payouts.push(entry);
-        let spend = Spend { seq, account: account_id(office, program), household: Some(id.to_string()), project: None };
-        self.spends.insert(payload.id.0.clone(), spend);
     }
 
     /// paid_before_notice: the longest roster notice recorded before this
@@ -716,7 +749,7 @@ impl Projections {
         self.debit(state, seq, payload.at, office, program, amount);
         let account = self.account(office, program);
         account.flows.spent_fen = account.flows.spent_fen.saturating_add(amount);
-        let project = self.charge_project(seq, payload, b);
+        self.charge_project(seq, payload, b);
         if FORBIDDEN_CATEGORIES.contains(&b.category) {
             let category = snake_name(&b.category);
             let detail = format!(
@@ -732,18 +765,16 @@ impl Projections {
         payee.spends.push(PayeeSpend {
             seq,
             at: payload.at,
-            office: office.to_string(),
-            program: program.to_string(),
+            office: Sym::new(office),
+            program: Sym::new(program),
             category: b.category,
             amount_fen: amount,
         });
-        let spend = Spend { seq, account: account_id(office, program), household: None, project };
-        self.spends.insert(payload.id.0.clone(), spend);
     }
 
     /// unlisted_project: charges the project if it is this office's and
-    /// program's, else records why not; returns the project charged.
-    fn charge_project(&mut self, seq: u64, payload: &Payload, b: &crate::payload::Expenditure) -> Option<String> {
+    /// program's, else records why not (`spend_of` repeats the decision).
+    fn charge_project(&mut self, seq: u64, payload: &Payload, b: &crate::payload::Expenditure) {
         let (office, program, amount) = (payload.office.as_str(), b.program.as_str(), b.amount_fen.fen());
         let problem = match b.project_id.as_ref().map(|p| (p.as_str(), self.projects.get_mut(p.as_str()))) {
             None => Some((amount, "names no project".to_string())),
@@ -772,15 +803,10 @@ impl Projections {
             let detail = format!("expenditure {} of {} yuan by {office} {why}", payload.id, yuan(amount));
             self.add_finding(Rule::UnlistedProject, payload.id.as_str(), seq, at_stake, detail);
         }
-        let charged = b.project_id.as_ref().filter(|p| {
-            self.projects.get(p.as_str()).is_some_and(|project| project.office == office && project.program == program)
-        });
-        charged.map(|p| p.0.clone())
     }
 
-    fn apply_refund(&mut self, seq: u64, at: Date, b: &crate::payload::Refund) {
+    fn apply_refund(&mut self, seq: u64, at: Date, b: &crate::payload::Refund, spend: &Spend) {
         let amount = b.amount_fen.fen();
-        let spend = self.spends.get(b.ref_event.as_str()).expect("refunded event is a payout or expenditure").clone();
         let account = self.accounts.get_mut(&spend.account).expect("refunded account exists");
         account.credit(seq, at, amount);
         account.flows.refunds_in_fen = account.flows.refunds_in_fen.saturating_add(amount);
@@ -824,7 +850,7 @@ impl Projections {
 
 /// The accounts whose balances an event changed, for the per-event pair
 /// assertion with `State`.
-fn touched_accounts(payload: &Payload, spends: &BTreeMap<String, Spend>) -> Vec<String> {
+fn touched_accounts(payload: &Payload, refunded: Option<&Spend>) -> Vec<String> {
     let office = payload.office.as_str();
     match &payload.body {
         Body::Appropriate(b) => vec![account_id(office, b.program.as_str())],
@@ -836,7 +862,7 @@ fn touched_accounts(payload: &Payload, spends: &BTreeMap<String, Spend>) -> Vec<
         }
         Body::Payout(b) => vec![account_id(office, b.program.as_str())],
         Body::Expenditure(b) => vec![account_id(office, b.program.as_str())],
-        Body::Refund(b) => spends.get(b.ref_event.as_str()).map(|s| s.account.clone()).into_iter().collect(),
+        Body::Refund(_) => refunded.map(|s| s.account.clone()).into_iter().collect(),
         _ => Vec::new(),
     }
 }
@@ -868,16 +894,23 @@ pub fn yuan(fen: u64) -> String {
 pub struct Replay {
     pub state: State,
     pub projections: Projections,
+    /// Payout and expenditure event ids → where their refunds go (the
+    /// ledger writer reads the refunded event instead; a replay has no
+    /// store to read it from).
+    pub spends: BTreeMap<String, Spend>,
 }
 
 impl Replay {
     /// Applies one accepted event, exactly as the ledger writer does.
     pub fn push(&mut self, seq: u64, payload: &Payload, payload_digest: crate::encoding::Hash) {
-        let refunded_account = match &payload.body {
-            Body::Refund(refund) => self.projections.spend_account(refund.ref_event.as_str()),
+        let refunded = match &payload.body {
+            Body::Refund(refund) => self.spends.get(refund.ref_event.as_str()).cloned(),
             _ => None,
         };
-        self.state.apply(seq, payload, payload_digest, refunded_account.as_deref());
-        self.projections.apply(seq, payload, &self.state);
+        self.state.apply(seq, payload, payload_digest, refunded.as_ref().map(|s| s.account.as_str()));
+        self.projections.apply(seq, payload, &self.state, refunded.as_ref());
+        if let Some(spend) = self.projections.spend_of(seq, payload) {
+            self.spends.insert(payload.id.0.clone(), spend);
+        }
     }
 }

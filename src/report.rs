@@ -314,7 +314,7 @@ pub fn account(ledger: &Ledger, account: &str, json: bool) -> CommandResult {
 fn payouts_by_program_period(household: &Household) -> BTreeMap<(String, String), u64> {
     let mut totals = BTreeMap::new();
     for payout in &household.payouts {
-        *totals.entry((payout.program.clone(), payout.period.to_string())).or_insert(0) += payout.net_fen();
+        *totals.entry((payout.program.to_string(), payout.period.to_string())).or_insert(0) += payout.net_fen();
     }
     totals
 }

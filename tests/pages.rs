@@ -424,7 +424,7 @@ fn rosters_mark_exactly_the_payouts_no_notice_covers() {
         for household in projections.households.values().filter(|h| &h.village == village) {
             for payout in &household.payouts {
                 rows_want += 1;
-                let covered = household.notices.get(&payout.program).into_iter().flatten().any(|seq| {
+                let covered = household.notices.get(payout.program.as_str()).into_iter().flatten().any(|seq| {
                     projections.roster_notices.get(seq).is_some_and(|n| n.period.is_none_or(|p| p == payout.period))
                 });
                 unlisted_want += usize::from(!covered);

@@ -1,0 +1,274 @@
+//! Interned strings (`Sym`) for the projections' most repeated fields: the
+//! office, program and paid person of every payout, a household's village.
+//!
+//! At province scale these strings are repeated millions of times (a
+//! 10-million-event ledger holds ~9 M payouts naming a few hundred offices,
+//! a handful of programs and ~1.4 M persons). As `String`s they cost one
+//! heap allocation each in memory and their full text in the snapshot; as
+//! `Sym`s they cost a pointer, and the snapshot writes each text once in a
+//! symbol table and then a small index per use (see `with_writing_table`).
+//!
+//! Limits: an interned text is never freed (it is leaked into a process-wide
+//! set). The set grows with the distinct offices, programs, villages and
+//! person digests of the ledgers a process folds, which the projections keep
+//! for the ledger's life anyway; a process that folds the same ledger again
+//! (a reopen, a rebuild) interns nothing new.
+//!
+//! Serialisation: human-readable formats (JSON) see a plain string. Binary
+//! formats (postcard) see a plain string too, unless a symbol table is active
+//! on the thread (the snapshot's encode and decode set one), in which case a
+//! `Sym` is a `u32` index into that table.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock};
+
+/// An interned string: `Copy`, compared and ordered by its text.
+#[derive(Clone, Copy)]
+pub struct Sym(&'static str);
+
+fn interned() -> &'static Mutex<HashSet<&'static str>> {
+    static SET: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    SET.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+impl Sym {
+    /// The interned copy of `text` (interning it on first sight).
+    pub fn new(text: &str) -> Sym {
+        // A poisoned lock still guards a consistent set: insertion is the only write.
+        let mut set = interned().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(existing) = set.get(text) {
+            return Sym(existing);
+        }
+        let leaked: &'static str = Box::leak(text.to_owned().into_boxed_str());
+        set.insert(leaked);
+        Sym(leaked)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Sym {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0
+    }
+}
+
+impl AsRef<str> for Sym {
+    fn as_ref(&self) -> &str {
+        self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Sym {
+    fn borrow(&self) -> &str {
+        self.0
+    }
+}
+
+impl PartialEq for Sym {
+    fn eq(&self, other: &Sym) -> bool {
+        // Interned: equal texts are the same pointer.
+        std::ptr::eq(self.0, other.0) || self.0 == other.0
+    }
+}
+impl Eq for Sym {}
+
+impl PartialEq<str> for Sym {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+impl PartialEq<&str> for Sym {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+impl PartialEq<String> for Sym {
+    fn eq(&self, other: &String) -> bool {
+        self.0 == other.as_str()
+    }
+}
+impl PartialEq<Sym> for str {
+    fn eq(&self, other: &Sym) -> bool {
+        self == other.0
+    }
+}
+impl PartialEq<Sym> for &str {
+    fn eq(&self, other: &Sym) -> bool {
+        *self == other.0
+    }
+}
+
+impl PartialOrd for Sym {
+    fn partial_cmp(&self, other: &Sym) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Sym {
+    fn cmp(&self, other: &Sym) -> std::cmp::Ordering {
+        self.0.cmp(other.0)
+    }
+}
+
+impl std::hash::Hash for Sym {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+impl std::fmt::Display for Sym {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::fmt::Debug for Sym {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.0, f)
+    }
+}
+
+impl From<&str> for Sym {
+    fn from(text: &str) -> Sym {
+        Sym::new(text)
+    }
+}
+
+enum Table {
+    Writing { index: HashMap<&'static str, u32>, texts: Vec<&'static str> },
+    Reading(Vec<Sym>),
+}
+
+thread_local! {
+    static TABLE: RefCell<Option<Table>> = const { RefCell::new(None) };
+}
+
+/// Makes `table` the thread's table until dropped (even by a panic), then
+/// puts back the one it replaced, so calls may nest.
+struct Active {
+    previous: Option<Option<Table>>,
+}
+
+impl Active {
+    fn set(table: Table) -> Active {
+        Active { previous: Some(TABLE.with(|t| t.borrow_mut().replace(table))) }
+    }
+
+    /// Ends the table's time early, returning it.
+    fn finish(mut self) -> Option<Table> {
+        let previous = self.previous.take().flatten();
+        TABLE.with(|t| std::mem::replace(&mut *t.borrow_mut(), previous))
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        if let Some(previous) = self.previous.take() {
+            TABLE.with(|t| *t.borrow_mut() = previous);
+        }
+    }
+}
+
+/// Runs `encode` with a writing table active on this thread: every `Sym`
+/// it serialises in a binary format becomes an index. Returns its result and
+/// the table's texts, by index, to be written before the body.
+pub fn with_writing_table<T>(encode: impl FnOnce() -> T) -> (T, Vec<&'static str>) {
+    let active = Active::set(Table::Writing { index: HashMap::new(), texts: Vec::new() });
+    let result = encode();
+    let texts = match active.finish() {
+        Some(Table::Writing { texts, .. }) => texts,
+        _ => Vec::new(),
+    };
+    (result, texts)
+}
+
+/// Runs `decode` with a reading table of `texts` active on this thread: every
+/// `Sym` it deserialises from a binary format is read as an index into it.
+pub fn with_reading_table<T>(texts: &[String], decode: impl FnOnce() -> T) -> T {
+    let table = texts.iter().map(|text| Sym::new(text)).collect();
+    let _active = Active::set(Table::Reading(table));
+    decode()
+}
+
+impl Serialize for Sym {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if !serializer.is_human_readable() {
+            let index = TABLE.with(|t| match &mut *t.borrow_mut() {
+                Some(Table::Writing { index, texts }) => Some(*index.entry(self.0).or_insert_with(|| {
+                    texts.push(self.0);
+                    u32::try_from(texts.len() - 1).expect("fewer than 2^32 distinct symbols")
+                })),
+                _ => None,
+            });
+            if let Some(index) = index {
+                return serializer.serialize_u32(index);
+            }
+        }
+        serializer.serialize_str(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sym {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Sym, D::Error> {
+        if !deserializer.is_human_readable() {
+            let reading = TABLE.with(|t| matches!(&*t.borrow(), Some(Table::Reading(_))));
+            if reading {
+                let index = u32::deserialize(deserializer)?;
+                let found = TABLE.with(|t| match &*t.borrow() {
+                    Some(Table::Reading(table)) => table.get(index as usize).copied(),
+                    _ => None,
+                });
+                return found.ok_or_else(|| serde::de::Error::custom(format!("symbol {index} is not in the table")));
+            }
+        }
+        // Borrowed where the format allows it, owned otherwise.
+        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+        Ok(Sym::new(&text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_texts_are_one_symbol_and_order_is_the_texts() {
+        let a = Sym::new(&String::from("county-01"));
+        let b = Sym::new("county-01");
+        assert!(std::ptr::eq(a.as_str(), b.as_str()));
+        assert_eq!(a, b);
+        assert!(Sym::new("a-office") < Sym::new("b-office"));
+        assert_eq!(a, "county-01");
+        assert_eq!(format!("{a}"), "county-01");
+    }
+
+    #[test]
+    fn json_sees_strings_and_binary_sees_a_table_only_when_one_is_active() {
+        let values = vec![Sym::new("dibao"), Sym::new("industry"), Sym::new("dibao")];
+        assert_eq!(serde_json::to_string(&values).unwrap(), r#"["dibao","industry","dibao"]"#);
+        let plain = postcard::to_stdvec(&values).unwrap();
+        assert_eq!(postcard::from_bytes::<Vec<Sym>>(&plain).unwrap(), values);
+        let (tabled, texts) = with_writing_table(|| postcard::to_stdvec(&values).unwrap());
+        assert_eq!(texts, vec!["dibao", "industry"]);
+        assert!(tabled.len() < plain.len(), "indices are shorter than the texts");
+        let texts: Vec<String> = texts.iter().map(|t| t.to_string()).collect();
+        let decoded = with_reading_table(&texts, || postcard::from_bytes::<Vec<Sym>>(&tabled).unwrap());
+        assert_eq!(decoded, values);
+        // An index outside the table is an error, not a panic.
+        let short = vec!["dibao".to_string()];
+        assert!(with_reading_table(&short, || postcard::from_bytes::<Vec<Sym>>(&tabled)).is_err());
+        // The table is gone after each call.
+        assert_eq!(postcard::from_bytes::<Vec<Sym>>(&plain).unwrap(), values);
+        // Calls nest: the inner table is the inner call's alone.
+        let (inner, outer_texts) = with_writing_table(|| {
+            let _ = postcard::to_stdvec(&values[1]).unwrap();
+            with_writing_table(|| postcard::to_stdvec(&values[0]).unwrap()).1
+        });
+        assert_eq!((inner, outer_texts), (vec!["dibao"], vec!["industry"]));
+    }
+}
