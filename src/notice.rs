@@ -21,6 +21,7 @@ use crate::payload::{Body, Level, NoticeScope, Payload};
 use crate::projection::{is_within, office_chain, Household, PayoutEntry, Projections};
 use crate::report::{summary_row, SummaryRow};
 use crate::state::State;
+use crate::sym::Sym;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -164,7 +165,7 @@ pub struct ProjectFacts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct CardBinding {
     seq: u64,
-    card_digest: String,
+    card_digest: Sym,
 }
 
 /// The chain facts of notices that the other projections do not keep;
@@ -177,16 +178,16 @@ pub struct NoticeIndex {
     size: u64,
     projects: BTreeMap<String, ProjectFacts>,
     /// Card bindings per household, in seq order.
-    cards: BTreeMap<String, Vec<CardBinding>>,
+    cards: BTreeMap<Sym, Vec<CardBinding>>,
     /// The masked form of every card digest registered.
-    card_masks: BTreeMap<String, String>,
+    card_masks: BTreeMap<Sym, String>,
     /// Payouts credited to a card other than the household's bound one: seq → card digest.
-    stray_payouts: BTreeMap<u64, String>,
+    stray_payouts: BTreeMap<u64, Sym>,
     /// Net change of an office's fund balances per month of business date.
     held_changes: BTreeMap<String, BTreeMap<Month, i128>>,
     /// Household ids per village (a household's village never changes), so
     /// a village page does not scan every household of the ledger.
-    village_households: BTreeMap<String, Vec<String>>,
+    village_households: BTreeMap<Sym, Vec<Sym>>,
     /// Roster notices by (program, period named in the notice): the
     /// candidates for "which notices cover this roster", so a roster does
     /// not scan every notice of the ledger.
@@ -215,7 +216,7 @@ impl NoticeIndex {
                 self.held_change(office, month, -i128::from(b.amount_fen.fen()));
                 let bound = self.cards.get(b.household_id.as_str()).and_then(|c| c.last());
                 if bound.is_none_or(|binding| binding.card_digest != b.card_digest.as_str()) {
-                    self.stray_payouts.insert(seq, b.card_digest.0.clone());
+                    self.stray_payouts.insert(seq, Sym::new(b.card_digest.as_str()));
                 }
             }
             Body::Expenditure(b) => {
@@ -229,7 +230,8 @@ impl NoticeIndex {
             Body::Refund(b) => self.held_change(office, month, i128::from(b.amount_fen.fen())),
             Body::HouseholdRegister(b) => {
                 self.bind_card(seq, b.household_id.as_str(), &b.card);
-                self.village_households.entry(b.village.0.clone()).or_default().push(b.household_id.0.clone());
+                let (village, household) = (Sym::new(b.village.as_str()), Sym::new(b.household_id.as_str()));
+                self.village_households.entry(village).or_default().push(household);
             }
             Body::HouseholdUpdate(b) => {
                 if let Some(card) = &b.card {
@@ -270,9 +272,10 @@ impl NoticeIndex {
     }
 
     fn bind_card(&mut self, seq: u64, household: &str, card: &crate::payload::Card) {
-        self.card_masks.insert(card.card_digest.0.clone(), card.card_masked.0.clone());
-        let binding = CardBinding { seq, card_digest: card.card_digest.0.clone() };
-        self.cards.entry(household.to_string()).or_default().push(binding);
+        let digest = Sym::new(card.card_digest.as_str());
+        self.card_masks.insert(digest, card.card_masked.0.clone());
+        let binding = CardBinding { seq, card_digest: digest };
+        self.cards.entry(Sym::new(household)).or_default().push(binding);
     }
 
     /// The masked card a payout credited: the card bound at the payout's
@@ -286,7 +289,7 @@ impl NoticeIndex {
                 &bindings[before.checked_sub(1)?].card_digest
             }
         };
-        self.card_masks.get(digest).map(String::as_str)
+        self.card_masks.get(digest.as_str()).map(String::as_str)
     }
 
     pub fn project(&self, project_id: &str) -> Option<&ProjectFacts> {
@@ -507,12 +510,12 @@ fn region_households<'a>(
     projections: &'a Projections,
     index: &NoticeIndex,
     office: &str,
-) -> Vec<(&'a String, &'a Household)> {
+) -> Vec<(&'a Sym, &'a Household)> {
     if state.offices.get(office).is_some_and(|o| o.level == crate::payload::Level::Village) {
         // A village page: its households from the index, in id order.
         let ids = index.village_households.get(office).map_or(&[][..], Vec::as_slice);
-        let mut households: Vec<(&String, &Household)> =
-            ids.iter().filter_map(|id| projections.households.get_key_value(id)).collect();
+        let mut households: Vec<(&Sym, &Household)> =
+            ids.iter().filter_map(|id| projections.households.get_key_value(id.as_str())).collect();
         households.sort_by(|a, b| a.0.cmp(b.0));
         return households;
     }
@@ -525,7 +528,7 @@ fn region_households<'a>(
 }
 
 /// A payout with its household and the household's id.
-type PaidHousehold<'a> = (&'a String, &'a Household, &'a PayoutEntry);
+type PaidHousehold<'a> = (&'a Sym, &'a Household, &'a PayoutEntry);
 
 fn rosters(
     state: &State,
@@ -599,7 +602,7 @@ fn roster(
         notice_seqs.extend(listing.iter().copied());
         rows.push(RosterRow {
             seq: payout.seq,
-            household_id: id.clone(),
+            household_id: id.to_string(),
             head_name_masked: mask_name(&household.head_name_masked),
             village_name,
             members: household.members_before(payout.seq).len(),

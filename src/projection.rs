@@ -161,16 +161,16 @@ pub struct Member {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MembershipChange {
     pub seq: u64,
-    pub person_digest: String,
+    pub person_digest: Sym,
     pub joined: bool,
 }
 
 /// The card a household is bound to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BoundCard {
-    pub card_digest: String,
+    pub card_digest: Sym,
     pub card_masked: String,
-    pub bank: String,
+    pub bank: Sym,
     pub seq: u64,
 }
 
@@ -223,13 +223,13 @@ pub struct Household {
     pub registered_at: Date,
     pub statuses: Vec<StatusChange>,
     /// Current members by person digest.
-    pub members: BTreeMap<String, Member>,
+    pub members: BTreeMap<Sym, Member>,
     /// Every membership change in seq order (registration included), so the
     /// members at a payout's place in ledger order can be recovered.
     pub membership_log: Vec<MembershipChange>,
     pub card: BoundCard,
     /// Seqs of roster notices listing this household, by program.
-    pub notices: BTreeMap<String, Vec<u64>>,
+    pub notices: BTreeMap<Sym, Vec<u64>>,
     /// In seq order.
     pub payouts: Vec<PayoutEntry>,
 }
@@ -278,7 +278,7 @@ impl Household {
     }
 
     fn log_membership(&mut self, seq: u64, person_digest: &str, joined: bool) {
-        self.membership_log.push(MembershipChange { seq, person_digest: person_digest.to_string(), joined });
+        self.membership_log.push(MembershipChange { seq, person_digest: Sym::new(person_digest), joined });
     }
 
     fn payout_mut(&mut self, seq: u64) -> &mut PayoutEntry {
@@ -379,15 +379,15 @@ pub struct Review {
 pub struct Projections {
     /// Fund accounts by `office/program`.
     pub accounts: BTreeMap<String, Account>,
-    pub households: BTreeMap<String, Household>,
+    pub households: BTreeMap<Sym, Household>,
     pub projects: BTreeMap<String, Project>,
     pub roster_notices: BTreeMap<u64, RosterNotice>,
     /// Card digest → households bound to it → binding event.
-    pub cards: BTreeMap<String, BTreeMap<String, u64>>,
+    pub cards: BTreeMap<Sym, BTreeMap<Sym, u64>>,
     /// Person digest → households listing them → adding event.
-    pub persons: BTreeMap<String, BTreeMap<String, u64>>,
+    pub persons: BTreeMap<Sym, BTreeMap<Sym, u64>>,
     /// Person digest → earliest recorded date of death.
-    pub deaths: BTreeMap<String, Date>,
+    pub deaths: BTreeMap<Sym, Date>,
     pub payees: BTreeMap<String, Payee>,
     /// Event-time findings by rule and subject id.
     pub findings: BTreeMap<Rule, BTreeMap<String, Finding>>,
@@ -580,12 +580,14 @@ impl Projections {
         let members = b
             .members
             .iter()
-            .map(|m| (m.person_digest.0.clone(), Member { name_masked: m.name_masked.0.clone(), added_seq: seq }))
+            .map(|m| {
+                (Sym::new(m.person_digest.as_str()), Member { name_masked: m.name_masked.0.clone(), added_seq: seq })
+            })
             .collect();
         let card = BoundCard {
-            card_digest: b.card.card_digest.0.clone(),
+            card_digest: Sym::new(b.card.card_digest.as_str()),
             card_masked: b.card.card_masked.0.clone(),
-            bank: b.card.bank.0.clone(),
+            bank: Sym::new(b.card.bank.as_str()),
             seq,
         };
         let household = Household {
@@ -598,60 +600,61 @@ impl Projections {
             membership_log: b
                 .members
                 .iter()
-                .map(|m| MembershipChange { seq, person_digest: m.person_digest.0.clone(), joined: true })
+                .map(|m| MembershipChange { seq, person_digest: Sym::new(m.person_digest.as_str()), joined: true })
                 .collect(),
             card,
             notices: BTreeMap::new(),
             payouts: Vec::new(),
         };
-        self.households.insert(id.to_string(), household);
-        self.cards.entry(b.card.card_digest.0.clone()).or_default().insert(id.to_string(), seq);
+        let id = Sym::new(id);
+        self.households.insert(id, household);
+        self.cards.entry(Sym::new(b.card.card_digest.as_str())).or_default().insert(id, seq);
         for member in &b.members {
-            self.persons.entry(member.person_digest.0.clone()).or_default().insert(id.to_string(), seq);
+            self.persons.entry(Sym::new(member.person_digest.as_str())).or_default().insert(id, seq);
         }
-        self.check_household_groups(id);
+        self.check_household_groups(&id);
     }
 
     fn apply_household_update(&mut self, seq: u64, at: Date, b: &crate::payload::HouseholdUpdate) {
-        let id = b.household_id.as_str();
-        let household = self.households.get_mut(id).expect("updated household exists (validated)");
+        let id = Sym::new(b.household_id.as_str());
+        let household = self.households.get_mut(&id).expect("updated household exists (validated)");
         if let Some(status) = b.status {
             let reason = b.reason.as_ref().map(|r| r.0.clone());
             household.statuses.push(StatusChange { seq, at, status, reason });
         }
         for digest in b.deceased.iter().flatten() {
-            let date = self.deaths.entry(digest.0.clone()).or_insert(at);
+            let date = self.deaths.entry(Sym::new(digest.as_str())).or_insert(at);
             *date = (*date).min(at);
         }
         if let Some(card) = &b.card {
             let old = std::mem::replace(
                 &mut household.card,
                 BoundCard {
-                    card_digest: card.card_digest.0.clone(),
+                    card_digest: Sym::new(card.card_digest.as_str()),
                     card_masked: card.card_masked.0.clone(),
-                    bank: card.bank.0.clone(),
+                    bank: Sym::new(card.bank.as_str()),
                     seq,
                 },
             );
-            remove_from_group(&mut self.cards, &old.card_digest, id);
-            self.cards.entry(card.card_digest.0.clone()).or_default().insert(id.to_string(), seq);
+            remove_from_group(&mut self.cards, &old.card_digest, &id);
+            self.cards.entry(Sym::new(card.card_digest.as_str())).or_default().insert(id, seq);
         }
         for digest in b.remove_members.iter().flatten() {
             if household.members.remove(digest.as_str()).is_some() {
                 household.log_membership(seq, digest.as_str(), false);
             }
-            remove_from_group(&mut self.persons, digest.as_str(), id);
+            remove_from_group(&mut self.persons, digest.as_str(), &id);
         }
         for member in b.add_members.iter().flatten() {
-            let digest = member.person_digest.0.clone();
+            let digest = Sym::new(member.person_digest.as_str());
             let entry = Member { name_masked: member.name_masked.0.clone(), added_seq: seq };
             if !household.members.contains_key(&digest) {
-                household.members.insert(digest.clone(), entry);
+                household.members.insert(digest, entry);
                 household.log_membership(seq, &digest, true);
             }
-            self.persons.entry(digest).or_default().entry(id.to_string()).or_insert(seq);
+            self.persons.entry(digest).or_default().entry(id).or_insert(seq);
         }
-        self.check_household_groups(id);
+        self.check_household_groups(&id);
     }
 
     /// shared_card and duplicate_person for the card and members of one
@@ -663,7 +666,7 @@ impl Projections {
             return;
         }
         let card = household.card.clone();
-        let persons: Vec<String> = household.members.keys().cloned().collect();
+        let persons: Vec<Sym> = household.members.keys().copied().collect();
         if let Some(group) = self.active_group(&self.cards, &card.card_digest) {
             let detail = format!("card {} is bound to several households at once", card.card_masked);
             self.join_group_finding(Rule::SharedCard, &card.card_digest, group, detail);
@@ -678,12 +681,12 @@ impl Projections {
     }
 
     /// The households of a card or person group not removed, if two or more.
-    fn active_group(&self, index: &BTreeMap<String, BTreeMap<String, u64>>, key: &str) -> Option<Vec<(String, u64)>> {
+    fn active_group(&self, index: &BTreeMap<Sym, BTreeMap<Sym, u64>>, key: &str) -> Option<Vec<(String, u64)>> {
         let group: Vec<(String, u64)> = index
             .get(key)?
             .iter()
             .filter(|(household, _)| !self.households[household.as_str()].is_removed())
-            .map(|(household, seq)| (household.clone(), *seq))
+            .map(|(household, seq)| (household.to_string(), *seq))
             .collect();
         (group.len() >= 2).then_some(group)
     }
@@ -811,7 +814,8 @@ impl Projections {
         account.credit(seq, at, amount);
         account.flows.refunds_in_fen = account.flows.refunds_in_fen.saturating_add(amount);
         if let Some(household) = &spend.household {
-            let entry = self.households.get_mut(household).expect("paid household exists").payout_mut(spend.seq);
+            let entry =
+                self.households.get_mut(household.as_str()).expect("paid household exists").payout_mut(spend.seq);
             entry.refunded_fen += amount;
             assert!(entry.refunded_fen <= entry.amount_fen, "refunds beyond the payout passed validation");
         }
@@ -840,7 +844,7 @@ impl Projections {
         self.roster_notices.insert(seq, notice);
         for household in households {
             let household = self.households.get_mut(household.as_str()).expect("noticed household exists (validated)");
-            let seqs = household.notices.entry(b.program.0.clone()).or_default();
+            let seqs = household.notices.entry(Sym::new(b.program.as_str())).or_default();
             if seqs.last() != Some(&seq) {
                 seqs.push(seq);
             }
@@ -867,7 +871,7 @@ fn touched_accounts(payload: &Payload, refunded: Option<&Spend>) -> Vec<String> 
     }
 }
 
-fn remove_from_group(index: &mut BTreeMap<String, BTreeMap<String, u64>>, key: &str, household: &str) {
+fn remove_from_group(index: &mut BTreeMap<Sym, BTreeMap<Sym, u64>>, key: &str, household: &str) {
     if let Some(group) = index.get_mut(key) {
         group.remove(household);
         if group.is_empty() {

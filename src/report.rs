@@ -22,6 +22,7 @@ use crate::policy::Policy;
 use crate::projection::{is_within, snake_name, yuan, Account, Household, Projections, Replay};
 use crate::rules::{evaluate, Flag, Rule, Severity, SubjectKind};
 use crate::state::State;
+use crate::sym::Sym;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -319,12 +320,12 @@ fn payouts_by_program_period(household: &Household) -> BTreeMap<(String, String)
     totals
 }
 
-fn household_json(id: &str, household: &Household, deaths: &BTreeMap<String, Date>, flags: &[Flag]) -> Value {
+fn household_json(id: &str, household: &Household, deaths: &BTreeMap<Sym, Date>, flags: &[Flag]) -> Value {
     let members: Vec<Value> = household
         .members
         .iter()
         .map(|(digest, m)| {
-            json!({"name_masked": m.name_masked, "person_digest": digest, "added_seq": m.added_seq, "deceased_on": deaths.get(digest)})
+            json!({"name_masked": m.name_masked, "person_digest": digest, "added_seq": m.added_seq, "deceased_on": deaths.get(digest.as_str())})
         })
         .collect();
     let payouts: Vec<Value> = household
@@ -388,7 +389,7 @@ pub fn household(ledger: &Ledger, household_id: &str, json: bool, policy: Option
     Ok(EXIT_OK)
 }
 
-fn print_household(id: &str, household: &Household, deaths: &BTreeMap<String, Date>, flags: &[Flag]) {
+fn print_household(id: &str, household: &Household, deaths: &BTreeMap<Sym, Date>, flags: &[Flag]) {
     println!("household (农户) {id}, village {}, head {}", household.village, household.head_name_masked);
     println!(
         "registered {} (seq {}), status now: {}",

@@ -633,7 +633,7 @@ impl<'a> Evaluation<'a> {
                 let paid: u64 = finding
                     .households
                     .iter()
-                    .filter_map(|h| projections.households.get(h))
+                    .filter_map(|h| projections.households.get(h.as_str()))
                     .flat_map(|h| h.payouts.iter().map(PayoutEntry::net_fen))
                     .sum();
                 let draft = self.draft(*rule, subject);

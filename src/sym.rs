@@ -1,18 +1,21 @@
-//! Interned strings (`Sym`) for the projections' most repeated fields: the
-//! office, program and paid person of every payout, a household's village.
+//! Interned strings (`Sym`) for the projections' most repeated fields:
+//! household ids, person and card digests, and the office, program and
+//! village names that every payout and household repeats.
 //!
 //! At province scale these strings are repeated millions of times (a
 //! 10-million-event ledger holds ~9 M payouts naming a few hundred offices,
-//! a handful of programs and ~1.4 M persons). As `String`s they cost one
-//! heap allocation each in memory and their full text in the snapshot; as
-//! `Sym`s they cost a pointer, and the snapshot writes each text once in a
-//! symbol table and then a small index per use (see `with_writing_table`).
+//! a handful of programs and ~1.4 M persons; each household id appears in
+//! five maps). As `String`s they cost one heap allocation per use in memory
+//! and their full text per use in the snapshot; as `Sym`s they cost a
+//! pointer, and the snapshot writes each text once in a symbol table and
+//! then a small index per use (see `with_writing_table`).
 //!
 //! Limits: an interned text is never freed (it is leaked into a process-wide
-//! set). The set grows with the distinct offices, programs, villages and
-//! person digests of the ledgers a process folds, which the projections keep
-//! for the ledger's life anyway; a process that folds the same ledger again
-//! (a reopen, a rebuild) interns nothing new.
+//! set). The set grows with the distinct ids, digests and names of the
+//! ledgers a process folds, which the projections keep for the ledger's life
+//! anyway; a process that folds the same ledger again (a reopen, a rebuild)
+//! interns nothing new. Only accepted events are folded, so only texts that
+//! passed validation are interned.
 //!
 //! Serialisation: human-readable formats (JSON) see a plain string. Binary
 //! formats (postcard) see a plain string too, unless a symbol table is active
