@@ -648,8 +648,8 @@ impl Projections {
         for member in b.add_members.iter().flatten() {
             let digest = Sym::new(member.person_digest.as_str());
             let entry = Member { name_masked: member.name_masked.0.clone(), added_seq: seq };
-            if !household.members.contains_key(&digest) {
-                household.members.insert(digest, entry);
+            if let std::collections::btree_map::Entry::Vacant(vacant) = household.members.entry(digest) {
+                vacant.insert(entry);
                 household.log_membership(seq, &digest, true);
             }
             self.persons.entry(digest).or_default().entry(id).or_insert(seq);

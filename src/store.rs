@@ -82,6 +82,25 @@ pub struct CommitGroup {
     pub checkpoint: Option<(u64, Vec<u8>)>,
 }
 
+/// The bytes of a stored snapshot: read into memory, or mapped from its file.
+pub enum SnapshotBytes {
+    Owned(Vec<u8>),
+    /// The snapshot file mapped read-only: a reopen decodes straight from the
+    /// page cache instead of first copying the whole file (0.85 GB at 10 M
+    /// events) into fresh memory, whose page faults dominate a reopen here.
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for SnapshotBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            SnapshotBytes::Owned(bytes) => bytes,
+            SnapshotBytes::Mapped(map) => map,
+        }
+    }
+}
+
 /// A ledger store. Implementations must make `commit` atomic and durable.
 pub trait Store: Send + Sync {
     fn head(&self) -> Result<Option<Head>, StorageError>;
@@ -89,7 +108,7 @@ pub trait Store: Send + Sync {
     /// Records with seq ≥ `from`, in order.
     fn records_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<StoredRecord, StorageError>> + '_>;
     fn event(&self, id: &str) -> Result<Option<IndexedEvent>, StorageError>;
-    fn snapshot(&self) -> Result<Option<Vec<u8>>, StorageError>;
+    fn snapshot(&self) -> Result<Option<SnapshotBytes>, StorageError>;
     fn merkle_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StorageError>;
     fn latest_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError>;
     /// Writes the group atomically and returns once it is durable.
@@ -286,11 +305,25 @@ impl Store for SledStore {
         }
     }
 
-    fn snapshot(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        match std::fs::read(self.directory.join(SNAPSHOT_FILE)) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(error) => Err(storage(format!("cannot read {SNAPSHOT_FILE}: {error}"))),
+    fn snapshot(&self) -> Result<Option<SnapshotBytes>, StorageError> {
+        let file = match std::fs::File::open(self.directory.join(SNAPSHOT_FILE)) {
+            Ok(file) => file,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(storage(format!("cannot read {SNAPSHOT_FILE}: {error}"))),
+        };
+        // SAFETY: a mapping is undefined behaviour if the file changes under
+        // it. This file is never written in place: a new snapshot is written
+        // to a temporary file and renamed over it (`write_snapshot`), which
+        // leaves the mapped inode as it was. Only something outside
+        // sunledger truncating it in place could break that (SIGBUS), and
+        // the store's directory is sunledger's alone. An empty file cannot
+        // be mapped, so it is read instead.
+        match unsafe { memmap2::Mmap::map(&file) } {
+            Ok(map) => Ok(Some(SnapshotBytes::Mapped(map))),
+            Err(_) => match std::fs::read(self.directory.join(SNAPSHOT_FILE)) {
+                Ok(bytes) => Ok(Some(SnapshotBytes::Owned(bytes))),
+                Err(error) => Err(storage(format!("cannot read {SNAPSHOT_FILE}: {error}"))),
+            },
         }
     }
 

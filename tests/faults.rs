@@ -76,7 +76,7 @@ impl Store for FlakyStore {
         }
     }
 
-    fn snapshot(&self) -> Result<Option<Vec<u8>>, StorageError> {
+    fn snapshot(&self) -> Result<Option<sunledger::store::SnapshotBytes>, StorageError> {
         self.inner.snapshot()
     }
 
