@@ -23,7 +23,7 @@ use crate::report::{summary_row, SummaryRow};
 use crate::state::State;
 use crate::sym::Sym;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Rows on one notice page. A county's year is a few thousand; beyond this
 /// the oldest rosters are left off (the page says so) and can be asked for
@@ -577,7 +577,7 @@ fn roster(
     // The roster notices of this program that cover this period, found once
     // per roster from the index (not one ordered-map lookup per notice of
     // every household: that grew with the ledger's age).
-    let covering: HashSet<u64> = [None, Some(period)]
+    let covering: BTreeSet<u64> = [None, Some(period)]
         .into_iter()
         .filter_map(|named| index.roster_notices.get(&(program.to_string(), named)))
         .flatten()
@@ -591,14 +591,11 @@ fn roster(
             .entry(household.village.as_str())
             .or_insert_with(|| village_label(&office_name(state, &household.village)))
             .clone();
-        let listing: Vec<u64> = household
-            .notices
-            .get(program)
-            .into_iter()
-            .flatten()
-            .copied()
-            .filter(|seq| covering.contains(seq))
-            .collect();
+        // The few covering notices looked up in the household's list (in
+        // seq order), not each of its notices (one per month it was listed)
+        // looked up in the covering set.
+        let listed = household.notices.get(program).map_or(&[][..], Vec::as_slice);
+        let listing: Vec<u64> = covering.iter().copied().filter(|seq| listed.binary_search(seq).is_ok()).collect();
         notice_seqs.extend(listing.iter().copied());
         rows.push(RosterRow {
             seq: payout.seq,

@@ -228,7 +228,8 @@ pub struct Household {
     /// members at a payout's place in ledger order can be recovered.
     pub membership_log: Vec<MembershipChange>,
     pub card: BoundCard,
-    /// Seqs of roster notices listing this household, by program.
+    /// Seqs of roster notices listing this household, by program, ascending
+    /// (folded in ledger order; the notice page binary-searches them).
     pub notices: BTreeMap<Sym, Vec<u64>>,
     /// In seq order.
     pub payouts: Vec<PayoutEntry>,
