@@ -499,7 +499,9 @@ impl Ledger {
             }
             let envelope = Envelope::parse(&record.envelope_bytes).map_err(|e| damaged(e.message))?;
             let payload = parse_payload(&envelope.payload).map_err(|e| damaged(e.message))?;
-            let refunded = self.refund_target(&payload, None, &HashMap::new())?;
+            let no_pending = HashMap::new();
+            let index = GroupIndex { store: self.store.as_ref(), pending: &no_pending };
+            let refunded = self.refund_target(&payload, &index, None)?;
             let digest = crate::encoding::sha256(&envelope.payload);
             self.state.apply(record.seq, &payload, digest, refunded.as_ref().map(|s| s.account.as_str()));
             self.projections.apply(record.seq, &payload, &self.state, refunded.as_ref());
@@ -566,37 +568,38 @@ impl Ledger {
     }
 
     fn hash_of(&self, seq: u64, group: &CommitGroup) -> Result<[u8; 32], StorageError> {
-        if let Some(record) = group.records.iter().find(|r| r.seq == seq) {
-            return Ok(record.hash);
+        Ok(self.record_in(seq, Some(group))?.hash)
+    }
+
+    /// Record `seq`, from the group being written if it is there, else from
+    /// the store.
+    fn record_in<'g>(
+        &self,
+        seq: u64,
+        group: Option<&'g CommitGroup>,
+    ) -> Result<std::borrow::Cow<'g, StoredRecord>, StorageError> {
+        if let Some(record) = group.and_then(|g| g.records.iter().find(|r| r.seq == seq)) {
+            return Ok(std::borrow::Cow::Borrowed(record));
         }
         let record = self.store.record(seq)?.ok_or_else(|| StorageError(format!("indexed record {seq} is missing")))?;
-        Ok(record.hash)
+        Ok(std::borrow::Cow::Owned(record))
     }
 
     /// For a refund, where it lands (`Projections::spend_of` of the refunded
-    /// event, read from this group or the store); None for other events.
+    /// event, found through `index` and read from `group` or the store);
+    /// None for other events.
     fn refund_target(
         &self,
         payload: &crate::payload::Payload,
+        index: &GroupIndex<'_>,
         group: Option<&CommitGroup>,
-        pending: &HashMap<String, IndexedEvent>,
     ) -> Result<Option<crate::projection::Spend>, StorageError> {
         let crate::payload::Body::Refund(refund) = &payload.body else { return Ok(None) };
         let id = refund.ref_event.as_str();
-        let missing = || StorageError(format!("refunded event {id} is not in the ledger"));
-        let seq = match pending.get(id) {
-            Some(event) => event.seq,
-            None => self.store.event(id)?.ok_or_else(missing)?.seq,
-        };
-        let in_group = group.and_then(|g| g.records.iter().find(|r| r.seq == seq));
-        let stored;
-        let record = match in_group {
-            Some(record) => record,
-            None => {
-                stored = self.store.record(seq)?.ok_or_else(missing)?;
-                &stored
-            }
-        };
+        let event =
+            index.event(id)?.ok_or_else(|| StorageError(format!("refunded event {id} is not in the ledger")))?;
+        let seq = event.seq;
+        let record = self.record_in(seq, group)?;
         let damaged = |what: String| StorageError(format!("refunded record {seq} is damaged: {what}"));
         let envelope = Envelope::parse(&record.envelope_bytes).map_err(|e| damaged(e.message))?;
         let refunded = parse_payload(&envelope.payload).map_err(|e| damaged(e.message))?;
@@ -612,7 +615,8 @@ impl Ledger {
         pending: &mut HashMap<String, IndexedEvent>,
     ) -> Result<Outcome, StorageError> {
         // Read before anything changes, so a storage error leaves the state as it was.
-        let refunded = self.refund_target(&accepted.payload, Some(group), pending)?;
+        let index = GroupIndex { store: self.store.as_ref(), pending };
+        let refunded = self.refund_target(&accepted.payload, &index, Some(group))?;
         let seq = self.state.size;
         let recorded_at_ms = (self.clock)().max(self.head.last_recorded_at_ms);
         let prev = if seq == 0 { GENESIS_PREV } else { self.head.last_hash };

@@ -302,6 +302,14 @@ pub struct Project {
 }
 
 impl Project {
+    /// Whether expenditure `seq` of `office` and `program` counts towards
+    /// this project: decided by `charge_project` when the expenditure is
+    /// folded in, and again by `spend_of` when a refund of it comes (by then
+    /// the project may have been registered after it: `registered_seq`).
+    pub fn is_charged_by(&self, seq: u64, office: &str, program: &str) -> bool {
+        self.registered_seq < seq && self.office == office && self.program == program
+    }
+
     pub fn net_spent_fen(&self) -> u64 {
         self.spent_fen - self.refunded_fen
     }
@@ -491,11 +499,9 @@ impl Projections {
             }),
             Body::Expenditure(b) => {
                 let charged = b.project_id.as_ref().filter(|p| {
-                    self.projects.get(p.as_str()).is_some_and(|project| {
-                        project.registered_seq < seq
-                            && project.office == office
-                            && project.program == b.program.as_str()
-                    })
+                    self.projects
+                        .get(p.as_str())
+                        .is_some_and(|project| project.is_charged_by(seq, office, b.program.as_str()))
                 });
                 Some(Spend {
                     seq,
@@ -776,14 +782,14 @@ impl Projections {
         });
     }
 
-    /// unlisted_project: charges the project if it is this office's and
-    /// program's, else records why not (`spend_of` repeats the decision).
+    /// unlisted_project: charges the project if `Project::is_charged_by`
+    /// says so, else records why not.
     fn charge_project(&mut self, seq: u64, payload: &Payload, b: &crate::payload::Expenditure) {
         let (office, program, amount) = (payload.office.as_str(), b.program.as_str(), b.amount_fen.fen());
         let problem = match b.project_id.as_ref().map(|p| (p.as_str(), self.projects.get_mut(p.as_str()))) {
             None => Some((amount, "names no project".to_string())),
             Some((id, None)) => Some((amount, format!("names project {id}, which is not in the project library"))),
-            Some((id, Some(project))) if project.office != office || project.program != program => Some((
+            Some((id, Some(project))) if !project.is_charged_by(seq, office, program) => Some((
                 amount,
                 format!("names project {id} of {}/{}, not of {office}/{program}", project.office, project.program),
             )),
@@ -843,9 +849,10 @@ impl Projections {
             to: b.to,
         };
         self.roster_notices.insert(seq, notice);
+        let program = Sym::new(b.program.as_str());
         for household in households {
             let household = self.households.get_mut(household.as_str()).expect("noticed household exists (validated)");
-            let seqs = household.notices.entry(Sym::new(b.program.as_str())).or_default();
+            let seqs = household.notices.entry(program).or_default();
             if seqs.last() != Some(&seq) {
                 seqs.push(seq);
             }

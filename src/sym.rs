@@ -2,10 +2,10 @@
 //! household ids, person and card digests, and the office, program and
 //! village names that every payout and household repeats.
 //!
-//! At province scale these strings are repeated millions of times (a
-//! 10-million-event ledger holds ~9 M payouts naming a few hundred offices,
-//! a handful of programs and ~1.4 M persons; each household id appears in
-//! five maps). As `String`s they cost one heap allocation per use in memory
+//! At province scale these strings are repeated millions of times (the
+//! 10-million-event province of BENCHMARKS.md holds 9.6 M payouts and
+//! 1.8 M distinct ids, digests and names; each household id appears in five
+//! maps). As `String`s they cost one heap allocation per use in memory
 //! and their full text per use in the snapshot; as `Sym`s they cost a
 //! pointer, and the snapshot writes each text once in a symbol table and
 //! then a small index per use (see `with_writing_table`).
@@ -75,8 +75,9 @@ impl std::borrow::Borrow<str> for Sym {
 
 impl PartialEq for Sym {
     fn eq(&self, other: &Sym) -> bool {
-        // Interned: equal texts are the same pointer.
-        std::ptr::eq(self.0, other.0) || self.0 == other.0
+        // Only `Sym::new` makes a `Sym` (the field is private), and it hands
+        // out one pointer per text: equal texts are the same pointer.
+        std::ptr::eq(self.0, other.0)
     }
 }
 impl Eq for Sym {}

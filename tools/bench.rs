@@ -23,6 +23,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use sunledger::envelope::Envelope;
 use sunledger::ledger::Ledger;
+use sunledger::payload::Level;
 
 /// One office of the synthetic chain: id, level, parent, two finance keys.
 struct Office {
@@ -348,12 +349,20 @@ fn waiting_for_lock<T>(mut open: impl FnMut() -> Result<T, sunledger::validate::
     }
 }
 
-fn reopen(dir: &std::path::Path) -> Duration {
+/// One `Ledger::open`: how long it took and the resident memory it added.
+fn reopen(dir: &std::path::Path) -> (Duration, u64) {
+    let before = resident_bytes();
     let started = Instant::now();
     let ledger = waiting_for_lock(|| Ledger::open(dir));
     let elapsed = started.elapsed();
+    let added = resident_bytes().saturating_sub(before);
     drop(ledger);
-    elapsed
+    (elapsed, added)
+}
+
+/// The ids of the offices of one level.
+fn offices_at(state: &sunledger::state::State, level: Level) -> Vec<String> {
+    state.offices.iter().filter(|(_, o)| o.level == level).map(|(id, _)| id.clone()).collect()
 }
 
 /// `--pages DIR [--period YYYY-MM] [--reads N]`: village notice pages of an
@@ -364,12 +373,8 @@ fn pages(dir: &std::path::Path, args: &[String]) {
     let reads: usize = flag("--reads").and_then(|v| v.parse().ok()).unwrap_or(2000);
     let period = flag("--period").cloned().unwrap_or_else(|| "2023-12".to_string());
     let ledger = waiting_for_lock(|| Ledger::open(dir));
-    let offices = |level| -> Vec<String> {
-        let state = ledger.state();
-        state.offices.iter().filter(|(_, o)| o.level == level).map(|(id, _)| id.clone()).collect()
-    };
-    let villages = offices(sunledger::payload::Level::Village);
-    let counties = offices(sunledger::payload::Level::County);
+    let villages = offices_at(ledger.state(), Level::Village);
+    let counties = offices_at(ledger.state(), Level::County);
     println!("{} events, {} villages, {} counties", ledger.state().size, villages.len(), counties.len());
     let (addr, stop_tx, server) = start_server(ledger);
     let none = |_: &str| Vec::new();
@@ -500,18 +505,9 @@ fn scale(args: &[String]) {
     let state = ledger.state();
     let accounts: Vec<String> = state.balances.keys().map(|a| format!("/v1/accounts/{a}")).collect();
     let households: Vec<String> = state.households.keys().take(5000).map(|h| format!("/v1/households/{h}")).collect();
-    let counties: Vec<String> = state
-        .offices
-        .iter()
-        .filter(|(_, o)| o.level == sunledger::payload::Level::County)
-        .map(|(id, _)| format!("/v1/summary?office={id}"))
-        .collect();
-    let villages: Vec<String> = state
-        .offices
-        .iter()
-        .filter(|(_, o)| o.level == sunledger::payload::Level::Village)
-        .map(|(id, _)| format!("/notice/{id}"))
-        .collect();
+    let counties: Vec<String> =
+        offices_at(state, Level::County).iter().map(|id| format!("/v1/summary?office={id}")).collect();
+    let villages: Vec<String> = offices_at(state, Level::Village).iter().map(|id| format!("/notice/{id}")).collect();
     let auditor = summary.keys.iter().find(|(id, _)| id.contains("-aud/")).cloned().expect("an auditor key");
     let (addr, stop_tx, server) = start_server(ledger);
     // The first page after start (session 3 at first built the notice
@@ -608,12 +604,8 @@ fn main() {
         return;
     }
     if let Some(dir) = args.iter().position(|a| a == "--reopen-once").and_then(|i| args.get(i + 1)) {
-        let before = resident_bytes();
-        let started = Instant::now();
-        let ledger = waiting_for_lock(|| Ledger::open(std::path::Path::new(dir)));
-        let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-        println!("{elapsed:.1} {}", resident_bytes().saturating_sub(before));
-        drop(ledger);
+        let (elapsed, added) = reopen(std::path::Path::new(dir));
+        println!("{:.1} {added}", elapsed.as_secs_f64() * 1000.0);
         return;
     }
     if let Some(dir) = args.iter().position(|a| a == "--reopen").and_then(|i| args.get(i + 1)) {
@@ -632,7 +624,7 @@ fn main() {
         let started = Instant::now();
         drop(waiting_for_lock(|| sunledger::store::SledStore::open(dir)));
         println!("store open alone (sled): {:.0} ms", started.elapsed().as_secs_f64() * 1000.0);
-        let times: Vec<f64> = (0..5).map(|_| reopen(dir).as_secs_f64() * 1000.0).collect();
+        let times: Vec<f64> = (0..5).map(|_| reopen(dir).0.as_secs_f64() * 1000.0).collect();
         println!("reopen in one process: median {:.0} ms of {times:.0?}", median(times.clone()));
         // Where the snapshot's bytes go, by part (postcard, as stored).
         let ledger = waiting_for_lock(|| Ledger::open(dir));
@@ -688,7 +680,7 @@ fn main() {
         imports.push(rate);
         disks.push(disk as f64 / lines.len() as f64);
         verifies.push(verify(dir.path(), lines.len()));
-        reopens.push(reopen(&dir.path().join("data")).as_secs_f64() * 1000.0);
+        reopens.push(reopen(&dir.path().join("data")).0.as_secs_f64() * 1000.0);
         if !skip_http {
             let (batch, single, p50, p99) = http(&dir.path().join("data"), events / 2, 4000.min(events / 4));
             http_batches.push(batch);
