@@ -15,7 +15,7 @@ use crate::merkle::{Frontier, NodeSource};
 use crate::payload::parse_payload;
 use crate::projection::Projections;
 use crate::state::{IndexedEvent, State};
-use crate::store::{CommitGroup, Head, SledStore, Store, StoredRecord};
+use crate::store::{CommitGroup, Head, SledStore, SnapshotBytes, Store, StoredRecord};
 use crate::validate::{self, AppendError, EventIndex, StorageError, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -262,12 +262,13 @@ pub struct Snapshot {
     pub projections: Projections,
 }
 
-/// The first bytes of a snapshot file: its format and version (4: a symbol
-/// table before the body, no refund map). Files of other versions (the
-/// JSON snapshots of version 2, the postcard ones of version 3) are not
-/// read; the ledger replays instead and writes this format at its next
-/// snapshot.
-pub const SNAPSHOT_MAGIC: &[u8] = b"sunledger-snapshot/4\n";
+/// The first bytes of a snapshot file: its format and version (5: a symbol
+/// table before the body, each household a length-prefixed byte string so a
+/// reopen can leave it undecoded, `crate::households`). Files of other
+/// versions (the JSON snapshots of version 2, the postcard ones of versions
+/// 3 and 4) are not read; the ledger replays instead and writes this format
+/// at its next snapshot.
+pub const SNAPSHOT_MAGIC: &[u8] = b"sunledger-snapshot/5\n";
 
 impl Snapshot {
     /// `SNAPSHOT_MAGIC`, the symbol table (the texts of every `Sym` in the
@@ -283,8 +284,12 @@ impl Snapshot {
             state: &'a State,
             projections: &'a Projections,
         }
-        let (body, texts) =
-            crate::sym::with_writing_table(|| postcard::to_stdvec(&SnapshotRef { last_hash, state, projections }));
+        // The stored households' bytes are copied into this snapshot when its
+        // symbol table starts with theirs (crate::households).
+        let seed = projections.households.source_table();
+        let (body, texts) = crate::sym::with_writing_table_seeded(seed, || {
+            postcard::to_stdvec(&SnapshotRef { last_hash, state, projections })
+        });
         let body = body.map_err(|e| e.to_string())?;
         let mut bytes = SNAPSHOT_MAGIC.to_vec();
         postcard::to_io(&texts, &mut bytes).map_err(|e| e.to_string())?;
@@ -292,11 +297,35 @@ impl Snapshot {
         Ok(bytes)
     }
 
+    /// Decodes everything now (tests and tools; a ledger uses `decode_lazily`).
     pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
+        let (texts, body) = Snapshot::split(bytes)?;
+        let table = crate::sym::intern_all(&texts);
+        Snapshot::decode_body(body, &table)
+    }
+
+    /// Decodes all but the households, which stay in `bytes` (mapped from
+    /// the file) until first used (`crate::households`). `discard` is what to
+    /// do if one of them turns out damaged then: make the next open replay.
+    pub fn decode_lazily(bytes: SnapshotBytes, discard: Box<dyn Fn() + Send + Sync>) -> Result<Snapshot, String> {
+        let (table, body_at) = {
+            let (texts, body) = Snapshot::split(&bytes)?;
+            (crate::sym::intern_all(&texts), bytes.len() - body.len())
+        };
+        let source = std::sync::Arc::new(crate::households::Source::new(bytes, table, discard));
+        let body = &source.bytes()[body_at..];
+        crate::households::loading(&source, || Snapshot::decode_body(body, source.table()))
+    }
+
+    /// The symbol table's texts (borrowed) and the body after them.
+    fn split(bytes: &[u8]) -> Result<(Vec<&str>, &[u8]), String> {
         let tabled = bytes.strip_prefix(SNAPSHOT_MAGIC).ok_or("not a sunledger snapshot of this version")?;
-        let (texts, body) = postcard::take_from_bytes::<Vec<String>>(tabled).map_err(|e| e.to_string())?;
-        let (snapshot, rest) = crate::sym::with_reading_table(&texts, || postcard::take_from_bytes::<Snapshot>(body))
-            .map_err(|e| e.to_string())?;
+        postcard::take_from_bytes::<Vec<&str>>(tabled).map_err(|e| e.to_string())
+    }
+
+    fn decode_body(body: &[u8], table: &std::sync::Arc<[crate::sym::Sym]>) -> Result<Snapshot, String> {
+        let (snapshot, rest) =
+            crate::sym::with_table(table, || postcard::take_from_bytes::<Snapshot>(body)).map_err(|e| e.to_string())?;
         if !rest.is_empty() {
             return Err(format!("{} bytes after the snapshot", rest.len()));
         }
@@ -416,10 +445,19 @@ impl EventIndex for GroupIndex<'_> {
 /// read (an older format, damage) or it does not match the stored chain (its
 /// size beyond the head, or another hash at its size): the records are the
 /// truth, so the ledger then replays them all instead of refusing to open.
-fn load_snapshot(store: &dyn Store, head: &Head) -> Result<Snapshot, StorageError> {
+fn load_snapshot(store: &std::sync::Arc<dyn Store>, head: &Head) -> Result<Snapshot, StorageError> {
     let empty = || Snapshot { last_hash: GENESIS_PREV, state: State::default(), projections: Projections::default() };
     let Some(bytes) = store.snapshot()? else { return Ok(empty()) };
-    let snapshot = match Snapshot::decode(&bytes) {
+    let discard = {
+        // Weak: loaded projections must not keep the store (and its lock) open.
+        let store = std::sync::Arc::downgrade(store);
+        Box::new(move || {
+            if let Some(store) = store.upgrade() {
+                store.discard_snapshot()
+            }
+        })
+    };
+    let snapshot = match Snapshot::decode_lazily(bytes, discard) {
         Ok(snapshot) => snapshot,
         Err(error) => {
             tracing::warn!(%error, "the state snapshot is unreadable; replaying the whole chain");
@@ -453,7 +491,7 @@ impl Ledger {
     /// Loads the latest snapshot and replays the records after it.
     pub fn with_store(store: std::sync::Arc<dyn Store>) -> Result<Ledger, StorageError> {
         let head = store.head()?.unwrap_or_default();
-        let snapshot = load_snapshot(store.as_ref(), &head)?;
+        let snapshot = load_snapshot(&store, &head)?;
         let snapshot_size = snapshot.state.size;
         let mut ledger = Ledger {
             store,
@@ -661,7 +699,7 @@ impl Ledger {
     /// reload it from the store so it again equals the durable fold.
     fn abandon<T>(&mut self, error: StorageError) -> Result<T, StorageError> {
         self.head = self.store.head()?.unwrap_or_default();
-        let snapshot = load_snapshot(self.store.as_ref(), &self.head)?;
+        let snapshot = load_snapshot(&self.store, &self.head)?;
         self.state = snapshot.state;
         self.projections = snapshot.projections;
         self.frontier = Frontier::from_source(self.head.size, &StoreNodes(self.store.as_ref()))?;

@@ -14,6 +14,7 @@ pub mod envelope;
 pub mod error;
 pub mod fuzz_entry;
 pub mod generate;
+pub mod households;
 pub mod http_client;
 pub mod keys;
 pub mod ledger;

@@ -511,20 +511,27 @@ fn region_households<'a>(
     index: &NoticeIndex,
     office: &str,
 ) -> Vec<(&'a Sym, &'a Household)> {
-    if state.offices.get(office).is_some_and(|o| o.level == crate::payload::Level::Village) {
-        // A village page: its households from the index, in id order.
-        let ids = index.village_households.get(office).map_or(&[][..], Vec::as_slice);
-        let mut households: Vec<(&Sym, &Household)> =
-            ids.iter().filter_map(|id| projections.households.get_key_value(id.as_str())).collect();
-        households.sort_by(|a, b| a.0.cmp(b.0));
-        return households;
-    }
-    let mut villages: BTreeMap<&str, bool> = BTreeMap::new();
-    projections
-        .households
-        .iter()
-        .filter(|(_, h)| *villages.entry(h.village.as_str()).or_insert_with(|| is_within(state, &h.village, office)))
-        .collect()
+    // The villages at or below `office` (a village page: itself, without a
+    // walk over every village), then their households from the index: the
+    // page reads (and, after a reopen, decodes) those alone.
+    let is_village = state.offices.get(office).is_some_and(|o| o.level == crate::payload::Level::Village);
+    let villages: Vec<&Vec<Sym>> = if is_village {
+        index.village_households.get(office).into_iter().collect()
+    } else {
+        index
+            .village_households
+            .iter()
+            .filter(|(village, _)| is_within(state, village, office))
+            .map(|(_, ids)| ids)
+            .collect()
+    };
+    let mut households: Vec<(&Sym, &Household)> = villages
+        .into_iter()
+        .flat_map(|ids| ids.iter())
+        .filter_map(|id| projections.households.get_key_value(id.as_str()))
+        .collect();
+    households.sort_by(|a, b| a.0.cmp(b.0));
+    households
 }
 
 /// A payout with its household and the household's id.

@@ -43,6 +43,8 @@ const LEGACY_SNAPSHOT_KEY: &[u8] = b"s";
 /// The snapshot file in the store's directory, and its temporary name.
 pub const SNAPSHOT_FILE: &str = "state-snapshot.bin";
 const SNAPSHOT_TEMPORARY_FILE: &str = "state-snapshot.bin.tmp";
+/// Where a snapshot found damaged is set aside (for a look; never read).
+pub const DAMAGED_SNAPSHOT_FILE: &str = "state-snapshot.bin.damaged";
 /// The JSON snapshot of earlier versions: never read (the ledger replays
 /// instead), removed when the first binary snapshot is in place.
 const LEGACY_SNAPSHOT_FILE: &str = "state-snapshot.json";
@@ -109,6 +111,10 @@ pub trait Store: Send + Sync {
     fn records_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<StoredRecord, StorageError>> + '_>;
     fn event(&self, id: &str) -> Result<Option<IndexedEvent>, StorageError>;
     fn snapshot(&self) -> Result<Option<SnapshotBytes>, StorageError>;
+    /// Sets the stored snapshot aside so the next open replays the chain
+    /// instead (a household in it was found damaged: `crate::households`).
+    /// Best effort: the snapshot is a cache, the records are the truth.
+    fn discard_snapshot(&self) {}
     fn merkle_node(&self, level: u32, index: u64) -> Result<Option<Hash>, StorageError>;
     fn latest_checkpoint(&self) -> Result<Option<Vec<u8>>, StorageError>;
     /// Writes the group atomically and returns once it is durable.
@@ -324,6 +330,13 @@ impl Store for SledStore {
                 Ok(bytes) => Ok(Some(SnapshotBytes::Owned(bytes))),
                 Err(error) => Err(storage(format!("cannot read {SNAPSHOT_FILE}: {error}"))),
             },
+        }
+    }
+
+    fn discard_snapshot(&self) {
+        let file = self.directory.join(SNAPSHOT_FILE);
+        if let Err(error) = std::fs::rename(&file, self.directory.join(DAMAGED_SNAPSHOT_FILE)) {
+            tracing::error!(%error, "the damaged state snapshot could not be set aside; remove {} by hand", file.display());
         }
     }
 

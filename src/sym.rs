@@ -25,7 +25,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// An interned string: `Copy`, compared and ordered by its text.
 #[derive(Clone, Copy)]
@@ -144,8 +144,13 @@ impl From<&str> for Sym {
 }
 
 enum Table {
-    Writing { index: HashMap<&'static str, u32>, texts: Vec<&'static str> },
-    Reading(Vec<Sym>),
+    /// `seed`: the table this one started as a copy of, if any.
+    Writing {
+        index: HashMap<&'static str, u32>,
+        texts: Vec<&'static str>,
+        seed: Option<Arc<[Sym]>>,
+    },
+    Reading(Arc<[Sym]>),
 }
 
 thread_local! {
@@ -182,7 +187,20 @@ impl Drop for Active {
 /// it serialises in a binary format becomes an index. Returns its result and
 /// the table's texts, by index, to be written before the body.
 pub fn with_writing_table<T>(encode: impl FnOnce() -> T) -> (T, Vec<&'static str>) {
-    let active = Active::set(Table::Writing { index: HashMap::new(), texts: Vec::new() });
+    with_writing_table_seeded(None, encode)
+}
+
+/// As `with_writing_table`, with the table starting as a copy of `seed`
+/// (same texts at the same indices), so bytes encoded with `seed` as their
+/// table can be copied into what `encode` writes
+/// (`writing_table_extends`).
+pub fn with_writing_table_seeded<T>(seed: Option<&Arc<[Sym]>>, encode: impl FnOnce() -> T) -> (T, Vec<&'static str>) {
+    let texts: Vec<&'static str> = seed.map_or_else(Vec::new, |seed| seed.iter().map(|s| s.as_str()).collect());
+    let mut index = HashMap::with_capacity(texts.len());
+    for (i, text) in texts.iter().enumerate() {
+        index.entry(*text).or_insert(u32::try_from(i).expect("fewer than 2^32 distinct symbols"));
+    }
+    let active = Active::set(Table::Writing { index, texts, seed: seed.cloned() });
     let result = encode();
     let texts = match active.finish() {
         Some(Table::Writing { texts, .. }) => texts,
@@ -191,11 +209,25 @@ pub fn with_writing_table<T>(encode: impl FnOnce() -> T) -> (T, Vec<&'static str
     (result, texts)
 }
 
+/// Whether the thread's writing table started as a copy of `table`.
+pub fn writing_table_extends(table: &Arc<[Sym]>) -> bool {
+    TABLE.with(|t| matches!(&*t.borrow(), Some(Table::Writing { seed: Some(seed), .. }) if Arc::ptr_eq(seed, table)))
+}
+
+/// The symbols of `texts`, by index: a reading table.
+pub fn intern_all<S: AsRef<str>>(texts: &[S]) -> Arc<[Sym]> {
+    texts.iter().map(|text| Sym::new(text.as_ref())).collect()
+}
+
 /// Runs `decode` with a reading table of `texts` active on this thread: every
 /// `Sym` it deserialises from a binary format is read as an index into it.
 pub fn with_reading_table<T>(texts: &[String], decode: impl FnOnce() -> T) -> T {
-    let table = texts.iter().map(|text| Sym::new(text)).collect();
-    let _active = Active::set(Table::Reading(table));
+    with_table(&intern_all(texts), decode)
+}
+
+/// Runs `decode` with `table` as the thread's reading table.
+pub fn with_table<T>(table: &Arc<[Sym]>, decode: impl FnOnce() -> T) -> T {
+    let _active = Active::set(Table::Reading(table.clone()));
     decode()
 }
 
@@ -203,7 +235,7 @@ impl Serialize for Sym {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if !serializer.is_human_readable() {
             let index = TABLE.with(|t| match &mut *t.borrow_mut() {
-                Some(Table::Writing { index, texts }) => Some(*index.entry(self.0).or_insert_with(|| {
+                Some(Table::Writing { index, texts, .. }) => Some(*index.entry(self.0).or_insert_with(|| {
                     texts.push(self.0);
                     u32::try_from(texts.len() - 1).expect("fewer than 2^32 distinct symbols")
                 })),

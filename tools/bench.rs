@@ -351,15 +351,28 @@ fn waiting_for_lock<T>(mut open: impl FnMut() -> Result<T, sunledger::validate::
 
 /// One `Ledger::open`: how long it took and the resident memory it added.
 fn reopen(dir: &std::path::Path) -> (Duration, u64) {
+    let (opened, added, _) = reopen_and_decode(dir, false);
+    (opened, added)
+}
+
+/// One `Ledger::open` (time, resident memory added), then optionally every
+/// household decoded from the snapshot, as the first rules pass or a
+/// province-wide walk after a reopen pays it (time, resident memory added).
+fn reopen_and_decode(dir: &std::path::Path, decode: bool) -> (Duration, u64, Option<(Duration, u64)>) {
     let before = resident_bytes();
     let started = Instant::now();
     let ledger = waiting_for_lock(|| Ledger::open(dir));
     let elapsed = started.elapsed();
-    let added = resident_bytes().saturating_sub(before);
+    let opened = resident_bytes();
+    let decoded = decode.then(|| {
+        let started = Instant::now();
+        let households = ledger.projections().households.values().count();
+        assert_eq!(households, ledger.projections().households.len());
+        (started.elapsed(), resident_bytes().saturating_sub(opened))
+    });
     drop(ledger);
-    (elapsed, added)
+    (elapsed, opened.saturating_sub(before), decoded)
 }
-
 /// The ids of the offices of one level.
 fn offices_at(state: &sunledger::state::State, level: Level) -> Vec<String> {
     state.offices.iter().filter(|(_, o)| o.level == level).map(|(id, _)| id.clone()).collect()
@@ -392,8 +405,9 @@ fn pages(dir: &std::path::Path, args: &[String]) {
 }
 
 /// One reopen in a new process (what `sunledger serve` pays at start: no
-/// memory of an earlier open to reuse): (ms, resident bytes it added).
-fn reopen_in_new_process(dir: &std::path::Path) -> (f64, u64) {
+/// memory of an earlier open to reuse): (ms, resident bytes it added), then
+/// (ms, resident bytes) of decoding every household after it.
+fn reopen_in_new_process(dir: &std::path::Path) -> ((f64, u64), (f64, u64)) {
     let output = std::process::Command::new(std::env::current_exe().expect("own path"))
         .args(["--reopen-once", dir.to_str().unwrap()])
         .output()
@@ -401,7 +415,8 @@ fn reopen_in_new_process(dir: &std::path::Path) -> (f64, u64) {
     assert!(output.status.success(), "--reopen-once: {}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8_lossy(&output.stdout);
     let mut fields = text.split_whitespace().map(|f| f.parse::<f64>().expect("a number"));
-    (fields.next().expect("ms"), fields.next().expect("bytes") as u64)
+    let mut next = || fields.next().expect("four numbers");
+    ((next(), next() as u64), (next(), next() as u64))
 }
 
 /// Latency percentiles (ms) of `count` GETs of paths from `paths`, one at a time.
@@ -476,10 +491,12 @@ fn scale(args: &[String]) {
     let disk = directory_bytes(&data);
     let snapshot = std::fs::metadata(data.join(sunledger::store::SNAPSHOT_FILE)).map_or(0, |m| m.len());
     eprintln!("disk: {disk} B, snapshot {snapshot} B");
-    let measured: Vec<(f64, u64)> = (0..3).map(|_| reopen_in_new_process(&data)).collect();
-    let reopens: Vec<f64> = measured.iter().map(|m| m.0).collect();
-    let resident = measured[0].1;
-    eprintln!("reopen, each in a new process: {reopens:.0?} ms, resident {resident} B");
+    let measured: Vec<_> = (0..3).map(|_| reopen_in_new_process(&data)).collect();
+    let reopens: Vec<f64> = measured.iter().map(|m| m.0 .0).collect();
+    let resident = measured[0].0 .1;
+    let decodes: Vec<f64> = measured.iter().map(|m| m.1 .0).collect();
+    let decoded_resident = measured[0].1 .1;
+    eprintln!("reopen, each in a new process: {reopens:.0?} ms, resident {resident} B; then every household decoded: {decodes:.0?} ms, {decoded_resident} B more");
     // One projection pass from the store alone, then the ledger: two copies
     // of a 10 M-event fold would not fit in memory together, so the replay
     // is compared with the stored projections by a digest of their bytes.
@@ -568,6 +585,11 @@ fn scale(args: &[String]) {
         "| resident memory of the reopened ledger (VmRSS growth of the first open) | {:.2} GB |",
         resident as f64 / 1e9
     );
+    println!(
+        "| after the reopen, every household decoded from the snapshot (what a first rules pass adds), median of 3 | {:.0} ms ({decodes:.0?}), {:.2} GB more |",
+        median(decodes.clone()),
+        decoded_resident as f64 / 1e9
+    );
     println!("| projections, one pass over the chain (`report::replay_store`) | {projection_rate:.0} events/s |");
     println!("| 17 rules over the projections ({} flags) | {rules_ms:.0} ms |", flags.len());
     println!("| first village notice page after server start | {index_build_ms:.0} ms |");
@@ -604,20 +626,24 @@ fn main() {
         return;
     }
     if let Some(dir) = args.iter().position(|a| a == "--reopen-once").and_then(|i| args.get(i + 1)) {
-        let (elapsed, added) = reopen(std::path::Path::new(dir));
-        println!("{:.1} {added}", elapsed.as_secs_f64() * 1000.0);
+        let (elapsed, added, decoded) = reopen_and_decode(std::path::Path::new(dir), true);
+        let (decode, decode_added) = decoded.expect("decoded");
+        println!("{:.1} {added} {:.1} {decode_added}", elapsed.as_secs_f64() * 1000.0, decode.as_secs_f64() * 1000.0);
         return;
     }
     if let Some(dir) = args.iter().position(|a| a == "--reopen").and_then(|i| args.get(i + 1)) {
         let dir = std::path::Path::new(dir);
         // Each in a new process, as a server start pays it.
-        let fresh: Vec<(f64, u64)> = (0..5).map(|_| reopen_in_new_process(dir)).collect();
-        let times: Vec<f64> = fresh.iter().map(|m| m.0).collect();
+        let fresh: Vec<_> = (0..5).map(|_| reopen_in_new_process(dir)).collect();
+        let times: Vec<f64> = fresh.iter().map(|m| m.0 .0).collect();
+        let decodes: Vec<f64> = fresh.iter().map(|m| m.1 .0).collect();
         println!(
-            "reopen {}, each in a new process: median {:.0} ms of {times:.0?}; resident {:.2} GB",
+            "reopen {}, each in a new process: median {:.0} ms of {times:.0?}; resident {:.2} GB; then every household decoded: median {:.0} ms of {decodes:.0?}, {:.2} GB more",
             dir.display(),
             median(times.clone()),
-            fresh[0].1 as f64 / 1e9
+            fresh[0].0 .1 as f64 / 1e9,
+            median(decodes.clone()),
+            fresh[0].1 .1 as f64 / 1e9
         );
         // sled's own open alone, then the ledger reopened 5 times in this
         // process (later opens reuse the memory the earlier ones freed).
