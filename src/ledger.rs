@@ -300,7 +300,7 @@ impl Snapshot {
     /// Decodes everything now (tests and tools; a ledger uses `decode_lazily`).
     pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
         let (texts, body) = Snapshot::split(bytes)?;
-        let table = crate::sym::intern_all(&texts);
+        let table = crate::sym::table_of(&texts);
         Snapshot::decode_body(body, &table)
     }
 
@@ -310,7 +310,7 @@ impl Snapshot {
     pub fn decode_lazily(bytes: SnapshotBytes, discard: Box<dyn Fn() + Send + Sync>) -> Result<Snapshot, String> {
         let (table, body_at) = {
             let (texts, body) = Snapshot::split(&bytes)?;
-            (crate::sym::intern_all(&texts), bytes.len() - body.len())
+            (crate::sym::table_of(&texts), bytes.len() - body.len())
         };
         let source = std::sync::Arc::new(crate::households::Source::new(bytes, table, discard));
         let body = &source.bytes()[body_at..];

@@ -178,15 +178,19 @@ pub struct NoticeIndex {
     size: u64,
     projects: BTreeMap<String, ProjectFacts>,
     /// Card bindings per household, in seq order.
+    #[serde(deserialize_with = "crate::sym::sorted_map")]
     cards: BTreeMap<Sym, Vec<CardBinding>>,
     /// The masked form of every card digest registered.
+    #[serde(deserialize_with = "crate::sym::sorted_map")]
     card_masks: BTreeMap<Sym, String>,
     /// Payouts credited to a card other than the household's bound one: seq → card digest.
+    #[serde(deserialize_with = "crate::sym::sorted_map")]
     stray_payouts: BTreeMap<u64, Sym>,
     /// Net change of an office's fund balances per month of business date.
     held_changes: BTreeMap<String, BTreeMap<Month, i128>>,
     /// Household ids per village (a household's village never changes), so
     /// a village page does not scan every household of the ledger.
+    #[serde(deserialize_with = "crate::sym::sorted_map")]
     village_households: BTreeMap<Sym, Vec<Sym>>,
     /// Roster notices by (program, period named in the notice): the
     /// candidates for "which notices cover this roster", so a roster does

@@ -392,11 +392,13 @@ pub struct Projections {
     pub households: crate::households::Households,
     pub projects: BTreeMap<String, Project>,
     pub roster_notices: BTreeMap<u64, RosterNotice>,
-    /// Card digest → households bound to it → binding event.
-    pub cards: BTreeMap<Sym, Group>,
-    /// Person digest → households listing them → adding event.
-    pub persons: BTreeMap<Sym, Group>,
+    /// Card digest → households bound to it → binding event. Decoded from
+    /// the snapshot on first use (`crate::households::Lazy`).
+    pub cards: crate::households::Lazy<Groups>,
+    /// Person digest → households listing them → adding event. Likewise.
+    pub persons: crate::households::Lazy<Groups>,
     /// Person digest → earliest recorded date of death.
+    #[serde(deserialize_with = "crate::sym::sorted_map")]
     pub deaths: BTreeMap<Sym, Date>,
     pub payees: BTreeMap<String, Payee>,
     /// Event-time findings by rule and subject id.
@@ -616,9 +618,9 @@ impl Projections {
         };
         let id = Sym::new(id);
         self.households.insert(id, household);
-        self.cards.entry(Sym::new(b.card.card_digest.as_str())).or_default().insert(id, seq);
+        self.cards.get_mut().entry(Sym::new(b.card.card_digest.as_str())).or_default().insert(id, seq);
         for member in &b.members {
-            self.persons.entry(Sym::new(member.person_digest.as_str())).or_default().insert(id, seq);
+            self.persons.get_mut().entry(Sym::new(member.person_digest.as_str())).or_default().insert(id, seq);
         }
         self.check_household_groups(&id);
     }
@@ -644,14 +646,14 @@ impl Projections {
                     seq,
                 },
             );
-            remove_from_group(&mut self.cards, &old.card_digest, &id);
-            self.cards.entry(Sym::new(card.card_digest.as_str())).or_default().insert(id, seq);
+            remove_from_group(self.cards.get_mut(), &old.card_digest, &id);
+            self.cards.get_mut().entry(Sym::new(card.card_digest.as_str())).or_default().insert(id, seq);
         }
         for digest in b.remove_members.iter().flatten() {
             if household.members.remove(digest.as_str()).is_some() {
                 household.log_membership(seq, digest.as_str(), false);
             }
-            remove_from_group(&mut self.persons, digest.as_str(), &id);
+            remove_from_group(self.persons.get_mut(), digest.as_str(), &id);
         }
         for member in b.add_members.iter().flatten() {
             let digest = Sym::new(member.person_digest.as_str());
@@ -660,7 +662,7 @@ impl Projections {
                 vacant.insert(entry);
                 household.log_membership(seq, &digest, true);
             }
-            self.persons.entry(digest).or_default().insert_if_absent(id, seq);
+            self.persons.get_mut().entry(digest).or_default().insert_if_absent(id, seq);
         }
         self.check_household_groups(&id);
     }
@@ -675,12 +677,12 @@ impl Projections {
         }
         let card = household.card.clone();
         let persons: Vec<Sym> = household.members.keys().copied().collect();
-        if let Some(group) = self.active_group(&self.cards, &card.card_digest) {
+        if let Some(group) = self.active_group(self.cards.get(), &card.card_digest) {
             let detail = format!("card {} is bound to several households at once", card.card_masked);
             self.join_group_finding(Rule::SharedCard, &card.card_digest, group, detail);
         }
         for person in persons {
-            if let Some(group) = self.active_group(&self.persons, &person) {
+            if let Some(group) = self.active_group(self.persons.get(), &person) {
                 let name = &self.households[id].members[&person].name_masked;
                 let detail = format!("person {name} is listed in several households at once");
                 self.join_group_finding(Rule::DuplicatePerson, &person, group, detail);
@@ -953,6 +955,34 @@ impl<'de> Deserialize<'de> for Group {
             }
         }
         deserializer.deserialize_map(GroupVisitor)
+    }
+}
+
+/// Card or person digest → its group (`Projections::cards`, `persons`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Groups(#[serde(deserialize_with = "crate::sym::sorted_map")] pub BTreeMap<Sym, Group>);
+
+impl crate::households::PartName for Groups {
+    const NAME: &'static str = "the card or person groups";
+}
+
+impl std::ops::Deref for Groups {
+    type Target = BTreeMap<Sym, Group>;
+    fn deref(&self) -> &BTreeMap<Sym, Group> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Groups {
+    fn deref_mut(&mut self) -> &mut BTreeMap<Sym, Group> {
+        &mut self.0
+    }
+}
+
+impl Default for crate::households::Lazy<Groups> {
+    fn default() -> Self {
+        crate::households::Lazy::new(<Groups as crate::households::PartName>::NAME, Groups::default())
     }
 }
 

@@ -168,8 +168,12 @@ impl<'a> EventOffices<'a> {
 /// duplicated person — or a project's office) and the acting office of each
 /// evidence event. May repeat an office.
 pub fn flag_offices(state: &State, events: &mut EventOffices<'_>, flag: &Flag) -> Result<Vec<String>, String> {
-    let mut offices: Vec<String> =
-        flag.households.iter().filter_map(|h| state.households.get(h)).map(|h| h.village.clone()).collect();
+    let mut offices: Vec<String> = flag
+        .households
+        .iter()
+        .filter_map(|h| state.households.get(h.as_str()))
+        .map(|h| h.village.to_string())
+        .collect();
     match flag.subject.kind {
         SubjectKind::Account => offices.extend(flag.subject.id.split_once('/').map(|(o, _)| o.to_string())),
         SubjectKind::Project | SubjectKind::Office => {

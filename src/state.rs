@@ -9,6 +9,7 @@
 use crate::date::Date;
 use crate::encoding::Hash;
 use crate::payload::{Body, Level, Payload, Role};
+use crate::sym::Sym;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -49,8 +50,8 @@ pub struct ProgramState {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HouseholdState {
-    pub village: String,
-    pub village_region_code: String,
+    pub village: Sym,
+    pub village_region_code: Sym,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,7 +93,11 @@ pub struct State {
     pub keys: HashMap<String, KeyState>,
     pub offices: HashMap<String, OfficeState>,
     pub programs: HashMap<String, ProgramState>,
-    pub households: HashMap<String, HouseholdState>,
+    /// Interned (360,000 at 10 M events, three texts each, the village's
+    /// repeated by every household of it); reserved in full when a snapshot
+    /// is read.
+    #[serde(deserialize_with = "crate::sym::reserved_hash_map")]
+    pub households: HashMap<Sym, HouseholdState>,
     pub projects: HashMap<String, ProjectState>,
     /// Fund accounts `office/program` → balance in fen. Sorted for output.
     pub balances: BTreeMap<String, u64>,
@@ -210,8 +215,8 @@ impl State {
             Body::HouseholdRegister(b) => {
                 let region = self.offices.get(b.village.as_str()).map(|o| o.region_code.clone()).unwrap_or_default();
                 self.households.insert(
-                    b.household_id.0.clone(),
-                    HouseholdState { village: b.village.0.clone(), village_region_code: region },
+                    Sym::new(b.household_id.as_str()),
+                    HouseholdState { village: Sym::new(b.village.as_str()), village_region_code: Sym::new(&region) },
                 );
             }
             Body::HouseholdUpdate(_) | Body::NoticePublish(_) | Body::FlagReview(_) => {}
@@ -272,7 +277,7 @@ pub struct Undo {
     keys: Vec<(String, Option<KeyState>)>,
     offices: Vec<(String, Option<OfficeState>)>,
     programs: Vec<(String, Option<ProgramState>)>,
-    households: Vec<(String, Option<HouseholdState>)>,
+    households: Vec<(Sym, Option<HouseholdState>)>,
     projects: Vec<(String, Option<ProjectState>)>,
     balances: Vec<(String, Option<u64>)>,
     refunded: Vec<(String, Option<u64>)>,
@@ -282,11 +287,15 @@ pub struct Undo {
     size: u64,
 }
 
-fn saved<V: Clone>(map: &HashMap<String, V>, key: &str) -> (String, Option<V>) {
-    (key.to_string(), map.get(key).cloned())
+fn saved<K, V>(map: &HashMap<K, V>, key: &str) -> (K, Option<V>)
+where
+    K: Eq + std::hash::Hash + std::borrow::Borrow<str> + for<'a> From<&'a str>,
+    V: Clone,
+{
+    (K::from(key), map.get(key).cloned())
 }
 
-fn put_back<V>(map: &mut HashMap<String, V>, saved: Vec<(String, Option<V>)>) {
+fn put_back<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>, saved: Vec<(K, Option<V>)>) {
     for (key, value) in saved.into_iter().rev() {
         match value {
             Some(value) => map.insert(key, value),

@@ -10,12 +10,17 @@
 //! pointer, and the snapshot writes each text once in a symbol table and
 //! then a small index per use (see `with_writing_table`).
 //!
-//! Limits: an interned text is never freed (it is leaked into a process-wide
-//! set). The set grows with the distinct ids, digests and names of the
-//! ledgers a process folds, which the projections keep for the ledger's life
-//! anyway; a process that folds the same ledger again (a reopen, a rebuild)
-//! interns nothing new. Only accepted events are folded, so only texts that
-//! passed validation are interned.
+//! Limits: a text is never freed (it is leaked). Texts made by `Sym::new`
+//! are kept once in a process-wide set; a snapshot's symbol table is copied
+//! whole into one leaked buffer at each load (`table_of`: no per-text
+//! lookup, which made a 10 M-event reopen ~1 s slower), so a text can exist
+//! twice — from the table, and again once a new event names it — and each
+//! load of a snapshot in the same process keeps its table's texts
+//! (~100 MB at 10 M events). This grows with the distinct ids, digests and
+//! names of the ledgers a process folds and loads, which the projections
+//! keep for the ledger's life anyway; a server loads its snapshot once per
+//! start (and again only after a failed write). Only accepted events are
+//! folded, so only texts that passed validation are kept.
 //!
 //! Serialisation: human-readable formats (JSON) see a plain string. Binary
 //! formats (postcard) see a plain string too, unless a symbol table is active
@@ -27,7 +32,8 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// An interned string: `Copy`, compared and ordered by its text.
+/// An interned string: `Copy`, compared and ordered by its text (equal
+/// pointers are equal at once).
 #[derive(Clone, Copy)]
 pub struct Sym(&'static str);
 
@@ -75,9 +81,10 @@ impl std::borrow::Borrow<str> for Sym {
 
 impl PartialEq for Sym {
     fn eq(&self, other: &Sym) -> bool {
-        // Only `Sym::new` makes a `Sym` (the field is private), and it hands
-        // out one pointer per text: equal texts are the same pointer.
-        std::ptr::eq(self.0, other.0)
+        // `Sym::new` hands out one pointer per text, but a snapshot's table
+        // (`table_of`) has its own copies: the same pointer is equal at
+        // once, else the texts decide.
+        std::ptr::eq(self.0, other.0) || self.0 == other.0
     }
 }
 impl Eq for Sym {}
@@ -214,15 +221,97 @@ pub fn writing_table_extends(table: &Arc<[Sym]>) -> bool {
     TABLE.with(|t| matches!(&*t.borrow(), Some(Table::Writing { seed: Some(seed), .. }) if Arc::ptr_eq(seed, table)))
 }
 
-/// The symbols of `texts`, by index: a reading table.
-pub fn intern_all<S: AsRef<str>>(texts: &[S]) -> Arc<[Sym]> {
-    texts.iter().map(|text| Sym::new(text.as_ref())).collect()
+/// The symbols of `texts`, by index: a reading table. The texts are copied
+/// into one leaked buffer and not looked up in (or added to) the interned
+/// set: a 10 M-event snapshot's table has 1.8 M texts, and interning them one
+/// by one (a lock, a hash, an allocation each) was ~1 s of its reopen. So a
+/// text may exist twice — once from a table, once interned by `Sym::new` —
+/// which equality allows for (it compares pointers, then texts).
+pub fn table_of<S: AsRef<str>>(texts: &[S]) -> Arc<[Sym]> {
+    let mut joined = String::with_capacity(texts.iter().map(|t| t.as_ref().len()).sum());
+    for text in texts {
+        joined.push_str(text.as_ref());
+    }
+    let joined: &'static str = Box::leak(joined.into_boxed_str());
+    let mut at = 0;
+    texts
+        .iter()
+        .map(|text| {
+            let end = at + text.as_ref().len();
+            let sym = Sym(&joined[at..end]);
+            at = end;
+            sym
+        })
+        .collect()
+}
+
+/// `deserialize_with` for large hash maps: reserved for all the entries the
+/// input announces (up to 2^24) instead of serde's cautious start and
+/// repeated doubling and rehashing.
+pub fn reserved_hash_map<'de, D, K, V>(deserializer: D) -> Result<HashMap<K, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    K: Deserialize<'de> + Eq + std::hash::Hash,
+    V: Deserialize<'de>,
+{
+    struct Reserved<K, V>(std::marker::PhantomData<(K, V)>);
+    impl<'de, K: Deserialize<'de> + Eq + std::hash::Hash, V: Deserialize<'de>> serde::de::Visitor<'de> for Reserved<K, V> {
+        type Value = HashMap<K, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut entries = HashMap::with_capacity(map.size_hint().unwrap_or(0).min(1 << 24));
+            while let Some((key, value)) = map.next_entry::<K, V>()? {
+                entries.insert(key, value);
+            }
+            Ok(entries)
+        }
+    }
+    deserializer.deserialize_map(Reserved(std::marker::PhantomData))
+}
+
+/// `deserialize_with` for large maps written in key order (the snapshot's
+/// symbol-keyed maps): collected, then built in one pass, instead of a tree
+/// descent with string comparisons per entry (at 10 M events the person
+/// groups alone are 1.4 M entries). A repeated key is an error; keys out of
+/// order are put in order.
+pub fn sorted_map<'de, D, K, V>(deserializer: D) -> Result<std::collections::BTreeMap<K, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    K: Deserialize<'de> + Ord,
+    V: Deserialize<'de>,
+{
+    struct SortedMap<K, V>(std::marker::PhantomData<(K, V)>);
+    impl<'de, K: Deserialize<'de> + Ord, V: Deserialize<'de>> serde::de::Visitor<'de> for SortedMap<K, V> {
+        type Value = std::collections::BTreeMap<K, V>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map in key order")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut entries: Vec<(K, V)> = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1 << 20));
+            while let Some(entry) = map.next_entry::<K, V>()? {
+                entries.push(entry);
+            }
+            // `from_iter` sorts (one comparison per entry for sorted input:
+            // it finds a single run; no second check here, as each
+            // comparison of two symbols' texts is a cache miss at this size)
+            // and keeps the last of equal keys, which is how a repeat shows.
+            let written = entries.len();
+            let built: Self::Value = entries.into_iter().collect();
+            if built.len() != written {
+                return Err(serde::de::Error::custom("a map's key is repeated"));
+            }
+            Ok(built)
+        }
+    }
+    deserializer.deserialize_map(SortedMap(std::marker::PhantomData))
 }
 
 /// Runs `decode` with a reading table of `texts` active on this thread: every
 /// `Sym` it deserialises from a binary format is read as an index into it.
 pub fn with_reading_table<T>(texts: &[String], decode: impl FnOnce() -> T) -> T {
-    with_table(&intern_all(texts), decode)
+    with_table(&table_of(texts), decode)
 }
 
 /// Runs `decode` with `table` as the thread's reading table.
@@ -306,5 +395,45 @@ mod tests {
             with_writing_table(|| postcard::to_stdvec(&values[0]).unwrap()).1
         });
         assert_eq!((inner, outer_texts), (vec!["dibao"], vec!["industry"]));
+    }
+
+    #[test]
+    fn a_tables_copy_of_a_text_equals_the_interned_one_everywhere() {
+        // Goal: `table_of` copies texts without interning them (reopen speed), so the same text can be
+        // two pointers; equality, order, hashing and map lookups must not tell them apart.
+        let interned = Sym::new("household-0042");
+        let table = table_of(&["household-0042", "county-07"]);
+        assert!(!std::ptr::eq(table[0].as_str(), interned.as_str()), "a copy, not the interned text");
+        assert_eq!(table[0], interned);
+        assert_eq!(table[0].cmp(&interned), std::cmp::Ordering::Equal);
+        assert_ne!(table[1], interned);
+        let mut map = std::collections::HashMap::new();
+        map.insert(table[0], 1);
+        assert_eq!(map.get(&interned), Some(&1));
+        assert_eq!(map.get("household-0042"), Some(&1));
+        let tree: std::collections::BTreeMap<Sym, u8> = [(interned, 2)].into_iter().collect();
+        assert_eq!(tree.get(&table[0]), Some(&2));
+    }
+
+    #[test]
+    fn sorted_maps_refuse_repeated_keys_and_order_the_rest() {
+        // Goal: the one-pass map build never gives a map with shadowed entries: a snapshot with a
+        // repeated key is unreadable (the ledger then replays); keys out of order still give the map
+        // the entries say.
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(deserialize_with = "sorted_map")] std::collections::BTreeMap<u32, u8>);
+        let encode = |pairs: &[(u32, u8)]| {
+            // A map as postcard writes one: length, then key and value pairs.
+            let mut bytes = postcard::to_stdvec(&(pairs.len() as u32)).unwrap();
+            for pair in pairs {
+                bytes.extend(postcard::to_stdvec(pair).unwrap());
+            }
+            bytes
+        };
+        let good = postcard::from_bytes::<Wrapped>(&encode(&[(1, 10), (5, 50)])).unwrap();
+        assert_eq!(good.0.into_iter().collect::<Vec<_>>(), vec![(1, 10), (5, 50)]);
+        let reordered = postcard::from_bytes::<Wrapped>(&encode(&[(5, 50), (1, 10)])).unwrap();
+        assert_eq!(reordered.0.into_iter().collect::<Vec<_>>(), vec![(1, 10), (5, 50)]);
+        assert!(postcard::from_bytes::<Wrapped>(&encode(&[(5, 50), (5, 51)])).is_err());
     }
 }

@@ -332,7 +332,7 @@ fn check_against_ledger(ledger: &Ledger, prepared: &[Prepared], errors: &mut Vec
         if village.is_none_or(|o| o.level != crate::payload::Level::Village) {
             errors.push(problem(format!("{} is not a village office in the ledger", h.village)));
         }
-        if state.households.contains_key(&h.id) {
+        if state.households.contains_key(h.id.as_str()) {
             let existing = ledger.store().event(&p.event_id).map_err(|e| e.to_string())?;
             if existing.is_none_or(|e| e.payload_digest != crate::encoding::sha256(&p.payload)) {
                 errors.push(problem(format!(

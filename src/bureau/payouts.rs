@@ -253,7 +253,7 @@ fn check_row(
         findings.warnings.push(findings.roster.error(row, Field::Amount, message));
     }
     let Some(ledger) = context.ledger else { return };
-    if !ledger.state().households.contains_key(&payout.household) {
+    if !ledger.state().households.contains_key(payout.household.as_str()) {
         findings.error(
             row,
             Field::Household,

@@ -88,7 +88,9 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self, ledger_size: u64) -> String {
+    /// `households_undecoded`: households still encoded in the snapshot
+    /// (the start-up warm-up brings it to 0).
+    pub fn render(&self, ledger_size: u64, households_undecoded: u64) -> String {
         let mut out = String::new();
         let counter = |out: &mut String, name: &str, help: &str, value: u64| {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"));
@@ -122,6 +124,9 @@ impl Metrics {
         );
         out.push_str(&format!(
             "# HELP sunledger_ledger_size Records in the ledger.\n# TYPE sunledger_ledger_size gauge\nsunledger_ledger_size {ledger_size}\n"
+        ));
+        out.push_str(&format!(
+            "# HELP sunledger_households_undecoded Households still encoded in the state snapshot (warm-up brings it to 0).\n# TYPE sunledger_households_undecoded gauge\nsunledger_households_undecoded {households_undecoded}\n"
         ));
         self.batch_events.render(
             &mut out,

@@ -39,6 +39,8 @@ pub const EXPORT_RECORDS_PER_REQUEST_MAX: u64 = 1_000_000;
 const EXPORT_CHUNK_RECORDS: u64 = 1024;
 /// How often the server issues a checkpoint when the ledger grew.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+/// Households the start-up warm-up decodes per turn of the read lock.
+const WARM_UP_HOUSEHOLDS_PER_TURN: usize = 1000;
 
 /// The misuse-rule policy of this server process (`serve --policy`, or
 /// `policy.toml` in the data directory), set once at start-up; the built-in
@@ -226,8 +228,11 @@ async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    let size = state.read().head().size;
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(size)).into_response()
+    let (size, undecoded) = {
+        let ledger = state.read();
+        (ledger.head().size, ledger.projections().households.undecoded() as u64)
+    };
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(size, undecoded)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -547,6 +552,14 @@ pub async fn serve_async(
         let _ = ready.send(bound);
     }
     let checkpoints = tokio::spawn(periodic_checkpoints(state.clone()));
+    let stop_warm_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let warm_up = {
+        let (ledger, stop) = (state.ledger.clone(), stop_warm_up.clone());
+        std::thread::Builder::new()
+            .name("warm-up".into())
+            .spawn(move || warm_up(&ledger, &stop))
+            .map_err(|e| format!("cannot start the warm-up thread: {e}"))?
+    };
     let app = router(state.clone());
     let shutdown = async move {
         match stop {
@@ -560,9 +573,42 @@ pub async fn serve_async(
     let app = app.into_make_service_with_connect_info::<head_timeout::PeerAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     checkpoints.abort();
+    stop_warm_up.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = tokio::task::spawn_blocking(move || warm_up.join()).await;
     drop(state);
     let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
     served.map_err(|e| e.to_string())
+}
+
+/// Decodes, in the background, what a reopen left encoded in the mapped
+/// snapshot (`crate::households`): every household, then the card and person
+/// groups, a turn of the read lock per `WARM_UP_HOUSEHOLDS_PER_TURN`
+/// households, so the writer is held up at most one turn (~10 ms) at a time.
+/// The server answers from the start; until the warm-up reaches a village,
+/// its first page also pays for decoding its households (BENCHMARKS.md).
+fn warm_up(ledger: &RwLock<Ledger>, stop: &std::sync::atomic::AtomicBool) {
+    let read = || ledger.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let started = std::time::Instant::now();
+    let ids: Vec<crate::sym::Sym> = {
+        let ledger = read();
+        let households = &ledger.projections().households;
+        if households.undecoded() == 0 {
+            return;
+        }
+        households.keys().copied().collect()
+    };
+    for turn in ids.chunks(WARM_UP_HOUSEHOLDS_PER_TURN) {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let ledger = read();
+        for id in turn {
+            let _ = ledger.projections().households.get(id);
+        }
+    }
+    let ledger = read();
+    let _ = (ledger.projections().cards.get(), ledger.projections().persons.get());
+    tracing::info!(households = ids.len(), ms = started.elapsed().as_millis() as u64, "warm-up: decoded the snapshot");
 }
 
 async fn periodic_checkpoints(state: AppState) {
