@@ -261,3 +261,21 @@ fn flags_follow_new_events() {
     assert_eq!(unnoticed(&server), before.0 + 1, "the new flag is served");
     assert_eq!(household_flags(&server), before.1 + 1, "and shown with its household");
 }
+
+#[test]
+fn start_up_warm_up_decodes_what_the_reopen_left_encoded() {
+    // Goal (issue 6): a server opened from a snapshot leaves households encoded until first used
+    // (fast reopen); its background warm-up decodes them all without any request, which the
+    // sunledger_households_undecoded gauge shows going to 0.
+    let (_dir, server) = server();
+    let started = std::time::Instant::now();
+    loop {
+        let metrics = get(server.addr, "/metrics").text();
+        assert!(metrics.contains("# TYPE sunledger_households_undecoded gauge"), "{metrics}");
+        if metrics.lines().any(|l| l == "sunledger_households_undecoded 0") {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 30, "the warm-up did not finish: {metrics}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
