@@ -637,19 +637,44 @@ fn roster(
     Roster { program: program.to_string(), program_name, period, notices, rows }
 }
 
+/// `is_within(state, ·, office)` remembered per office for one page: a page
+/// asks it of every project's office and location in the province (~2,400
+/// questions at 10 M events about a few hundred distinct offices), and each
+/// answer is a walk up the office tree.
+struct WithinOffice<'a> {
+    state: &'a State,
+    office: &'a str,
+    known: HashMap<String, bool>,
+}
+
+impl<'a> WithinOffice<'a> {
+    fn new(state: &'a State, office: &'a str) -> WithinOffice<'a> {
+        WithinOffice { state, office, known: HashMap::new() }
+    }
+
+    fn contains(&mut self, other: &str) -> bool {
+        if let Some(known) = self.known.get(other) {
+            return *known;
+        }
+        let within = is_within(self.state, other, self.office);
+        self.known.insert(other.to_string(), within);
+        within
+    }
+}
+
 fn projects(state: &State, projections: &Projections, index: &NoticeIndex, office: &str) -> Vec<ProjectNotice> {
     let mut notices = Vec::new();
+    let mut within = WithinOffice::new(state, office);
     for (id, project) in &projections.projects {
         let facts = index.project(id);
-        let location = facts.and_then(|f| f.location.clone());
-        let located_here =
-            location.as_deref().is_some_and(|l| state.offices.contains_key(l) && is_within(state, l, office));
-        if !located_here && !is_within(state, &project.office, office) {
+        let location = facts.and_then(|f| f.location.as_deref());
+        let located_here = location.is_some_and(|l| state.offices.contains_key(l) && within.contains(l));
+        if !located_here && !within.contains(&project.office) {
             continue;
         }
         let location = match location {
-            Some(l) if state.offices.contains_key(&l) => village_label(&office_name(state, &l)),
-            Some(l) => l,
+            Some(l) if state.offices.contains_key(l) => village_label(&office_name(state, l)),
+            Some(l) => l.to_string(),
             None => String::new(),
         };
         notices.push(ProjectNotice {
@@ -676,10 +701,11 @@ fn projects(state: &State, projections: &Projections, index: &NoticeIndex, offic
 /// level, office and program.
 fn flows(state: &State, projections: &Projections, office: &str) -> Vec<FlowRow> {
     let ancestors = office_chain(state, office);
+    let mut within = WithinOffice::new(state, office);
     let mut rows = Vec::new();
     for (key, account) in &projections.accounts {
         let (account_office, program) = key.split_once('/').expect("account ids are office/program");
-        if !ancestors.contains(&account_office) && !is_within(state, account_office, office) {
+        if !ancestors.contains(&account_office) && !within.contains(account_office) {
             continue;
         }
         let Some(found) = state.offices.get(account_office) else { continue };
