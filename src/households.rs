@@ -71,10 +71,6 @@ impl Source {
         (start + slice.len() <= self.bytes.len()).then_some((start, slice.len()))
     }
 
-    fn decode(&self, id: &str, at: (usize, usize)) -> Household {
-        self.decode_part(&format!("household {id}"), at)
-    }
-
     fn decode_part<T: serde::de::DeserializeOwned>(&self, what: &str, (start, len): (usize, usize)) -> T {
         let bytes = &self.bytes[start..start + len];
         match crate::sym::with_table(&self.table, || decode_exactly::<T>(bytes)) {
@@ -135,62 +131,106 @@ pub fn loading<T>(source: &Arc<Source>, decode: impl FnOnce() -> T) -> T {
     decode()
 }
 
-struct Slot {
-    household: OnceLock<Box<Household>>,
+/// One value that may still be encoded in a source: decoded on first use,
+/// once; its stored bytes dropped when it is changed. What `Households`
+/// keeps per household and `Lazy` keeps for a whole part.
+struct Cell<T> {
+    value: OnceLock<T>,
     /// Where its bytes are in the source, while they still say what it holds.
     encoded: Option<(usize, usize)>,
 }
 
-impl Slot {
-    fn decoded(household: Household) -> Slot {
-        Slot { household: OnceLock::from(Box::new(household)), encoded: None }
+impl<T: serde::de::DeserializeOwned + Serialize> Cell<T> {
+    fn decoded(value: T) -> Cell<T> {
+        Cell { value: OnceLock::from(value), encoded: None }
+    }
+
+    fn get(&self, source: Option<&Arc<Source>>, what: impl FnOnce() -> String) -> &T {
+        self.value.get_or_init(|| {
+            let (source, at) = source.zip(self.encoded).expect("an undecoded value has its bytes");
+            source.decode_part(&what(), at)
+        })
+    }
+
+    fn get_mut(&mut self, source: Option<&Arc<Source>>, what: impl FnOnce() -> String) -> &mut T {
+        let _ = self.get(source, what);
+        self.encoded = None;
+        self.value.get_mut().expect("decoded above")
+    }
+
+    fn is_decoded(&self) -> bool {
+        self.value.get().is_some()
+    }
+
+    /// Its bytes for a snapshot: the stored ones when the active writing
+    /// table starts with the source's (`sym::writing_table_extends`),
+    /// else encoded afresh.
+    fn write_bytes<S: Serializer>(
+        &self,
+        serializer: S,
+        source: Option<&Arc<Source>>,
+        what: impl FnOnce() -> String,
+    ) -> Result<S::Ok, S::Error> {
+        if let (Some(source), Some((start, len))) = (source, self.encoded) {
+            if crate::sym::writing_table_extends(source.table()) {
+                return serializer.serialize_bytes(&source.bytes()[start..start + len]);
+            }
+        }
+        let bytes = postcard::to_stdvec(self.get(source, what)).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_bytes(&bytes)
+    }
+
+    /// From bytes as read: left encoded if they are part of `source` (a
+    /// snapshot being loaded), else decoded now with the active table.
+    fn read_bytes<E: serde::de::Error>(bytes: EncodedBytes<'_>, source: Option<&Arc<Source>>) -> Result<Cell<T>, E> {
+        let decode = |bytes: &[u8]| decode_exactly::<T>(bytes).map_err(E::custom);
+        match bytes {
+            EncodedBytes::Borrowed(slice) => match source.and_then(|s| s.offset_of(slice)) {
+                Some(at) => Ok(Cell { value: OnceLock::new(), encoded: Some(at) }),
+                None => Ok(Cell::decoded(decode(slice)?)),
+            },
+            EncodedBytes::Owned(bytes) => Ok(Cell::decoded(decode(&bytes)?)),
+        }
     }
 }
 
+impl<T: Clone> Clone for Cell<T> {
+    fn clone(&self) -> Cell<T> {
+        Cell { value: self.value.clone(), encoded: self.encoded }
+    }
+}
+
+fn household_named(id: &str) -> impl FnOnce() -> String + '_ {
+    move || format!("household {id}")
+}
+
 /// Household id → household, decoded on first use (module docs).
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Households {
-    map: BTreeMap<Sym, Slot>,
-    /// What undecoded slots are read from (None if there are none).
+    map: BTreeMap<Sym, Cell<Box<Household>>>,
+    /// What undecoded households are read from (None if there are none).
     source: Option<Arc<Source>>,
 }
 
 impl Households {
-    fn household<'a>(&'a self, id: &Sym, slot: &'a Slot) -> &'a Household {
-        slot.household.get_or_init(|| {
-            let (source, at) = self.source.as_ref().zip(slot.encoded).expect("an undecoded household has its bytes");
-            Box::new(source.decode(id, at))
-        })
-    }
-
     pub fn get(&self, id: &str) -> Option<&Household> {
         self.get_key_value(id).map(|(_, household)| household)
     }
 
     pub fn get_key_value(&self, id: &str) -> Option<(&Sym, &Household)> {
-        let (id, slot) = self.map.get_key_value(id)?;
-        Some((id, self.household(id, slot)))
-    }
-
-    pub fn contains_key(&self, id: &str) -> bool {
-        self.map.contains_key(id)
+        let (id, cell) = self.map.get_key_value(id)?;
+        Some((id, cell.get(self.source.as_ref(), household_named(id))))
     }
 
     /// The household, to change: its stored bytes no longer say what it
     /// holds, so the next snapshot encodes it afresh.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Household> {
-        let Households { map, source } = self;
-        let slot = map.get_mut(id)?;
-        if slot.household.get().is_none() {
-            let (source, at) = source.as_ref().zip(slot.encoded).expect("an undecoded household has its bytes");
-            let _ = slot.household.set(Box::new(source.decode(id, at)));
-        }
-        slot.encoded = None;
-        slot.household.get_mut().map(|household| &mut **household)
+        let cell = self.map.get_mut(id)?;
+        Some(cell.get_mut(self.source.as_ref(), household_named(id)))
     }
 
     pub fn insert(&mut self, id: Sym, household: Household) {
-        self.map.insert(id, Slot::decoded(household));
+        self.map.insert(id, Cell::decoded(Box::new(household)));
     }
 
     pub fn len(&self) -> usize {
@@ -203,7 +243,7 @@ impl Households {
 
     /// In id order, decoding each as it is reached.
     pub fn iter(&self) -> impl Iterator<Item = (&Sym, &Household)> + '_ {
-        self.map.iter().map(|(id, slot)| (id, self.household(id, slot)))
+        self.map.iter().map(|(id, cell)| (id, &**cell.get(self.source.as_ref(), household_named(id))))
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Sym> + '_ {
@@ -216,7 +256,7 @@ impl Households {
 
     /// How many are still undecoded (diagnostics and tests).
     pub fn undecoded(&self) -> usize {
-        self.map.values().filter(|slot| slot.household.get().is_none()).count()
+        self.map.values().filter(|cell| !cell.is_decoded()).count()
     }
 
     /// The symbol table the next snapshot must start with for this map's
@@ -241,17 +281,6 @@ impl<'a> IntoIterator for &'a Households {
     }
 }
 
-impl Clone for Households {
-    fn clone(&self) -> Households {
-        let map = self
-            .map
-            .iter()
-            .map(|(id, slot)| (*id, Slot { household: slot.household.clone(), encoded: slot.encoded }))
-            .collect();
-        Households { map, source: self.source.clone() }
-    }
-}
-
 impl PartialEq for Households {
     fn eq(&self, other: &Households) -> bool {
         self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
@@ -269,79 +298,64 @@ impl Serialize for Households {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let readable = serializer.is_human_readable();
         let mut map = serializer.serialize_map(Some(self.map.len()))?;
-        if readable {
-            for (id, household) in self.iter() {
-                map.serialize_entry(id, household)?;
-            }
-            return map.end();
-        }
-        // Stored bytes can be copied only into a table that starts with the
-        // one they were written with.
-        let copyable = self.source.as_ref().filter(|s| crate::sym::writing_table_extends(s.table()));
-        for (id, slot) in &self.map {
-            match (copyable, slot.encoded) {
-                (Some(source), Some((start, len))) => {
-                    map.serialize_entry(id, &BytesRef(&source.bytes()[start..start + len]))?
-                }
-                _ => {
-                    let bytes = postcard::to_stdvec(self.household(id, slot)).map_err(serde::ser::Error::custom)?;
-                    map.serialize_entry(id, &BytesRef(&bytes))?
-                }
+        for (id, cell) in &self.map {
+            if readable {
+                map.serialize_entry(id, &**cell.get(self.source.as_ref(), household_named(id)))?;
+            } else {
+                map.serialize_entry(id, &AsBytes { cell, source: self.source.as_ref(), id })?;
             }
         }
         map.end()
     }
 }
 
-struct BytesRef<'a>(&'a [u8]);
+/// A household as its snapshot bytes (`Cell::write_bytes`).
+struct AsBytes<'a> {
+    cell: &'a Cell<Box<Household>>,
+    source: Option<&'a Arc<Source>>,
+    id: &'a str,
+}
 
-impl Serialize for BytesRef<'_> {
+impl Serialize for AsBytes<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(self.0)
+        self.cell.write_bytes(serializer, self.source, household_named(self.id))
     }
 }
 
-/// A household's (or a `Lazy` part's) encoded bytes as read: borrowed from
-/// the input where the format allows it.
-enum HouseholdBytes<'de> {
+/// Encoded bytes as read: borrowed from the input where the format allows it.
+enum EncodedBytes<'de> {
     Borrowed(&'de [u8]),
     Owned(Vec<u8>),
 }
 
-impl<'de> Deserialize<'de> for HouseholdBytes<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<HouseholdBytes<'de>, D::Error> {
+impl<'de> Deserialize<'de> for EncodedBytes<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<EncodedBytes<'de>, D::Error> {
         struct BytesVisitor;
         impl<'de> Visitor<'de> for BytesVisitor {
-            type Value = HouseholdBytes<'de>;
+            type Value = EncodedBytes<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an encoded household")
+                f.write_str("encoded bytes")
             }
             fn visit_borrowed_bytes<E: serde::de::Error>(self, bytes: &'de [u8]) -> Result<Self::Value, E> {
-                Ok(HouseholdBytes::Borrowed(bytes))
+                Ok(EncodedBytes::Borrowed(bytes))
             }
             fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
-                Ok(HouseholdBytes::Owned(bytes.to_vec()))
+                Ok(EncodedBytes::Owned(bytes.to_vec()))
             }
             fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<Self::Value, E> {
-                Ok(HouseholdBytes::Owned(bytes))
+                Ok(EncodedBytes::Owned(bytes))
             }
         }
         deserializer.deserialize_bytes(BytesVisitor)
     }
 }
 
-fn decode_now<T: serde::de::DeserializeOwned, E: serde::de::Error>(bytes: &[u8]) -> Result<T, E> {
-    decode_exactly(bytes).map_err(E::custom)
-}
-
 impl<'de> Deserialize<'de> for Households {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Households, D::Error> {
         if deserializer.is_human_readable() {
             let map = BTreeMap::<Sym, Household>::deserialize(deserializer)?;
-            return Ok(Households {
-                map: map.into_iter().map(|(id, h)| (id, Slot::decoded(h))).collect(),
-                source: None,
-            });
+            let map = map.into_iter().map(|(id, h)| (id, Cell::decoded(Box::new(h)))).collect();
+            return Ok(Households { map, source: None });
         }
         struct MapVisitor;
         impl<'de> Visitor<'de> for MapVisitor {
@@ -351,32 +365,18 @@ impl<'de> Deserialize<'de> for Households {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Households, A::Error> {
                 let source = LOADING.with(|l| l.borrow().clone());
-                let mut slots: Vec<(Sym, Slot)> = Vec::with_capacity(entries.size_hint().unwrap_or(0).min(1 << 20));
-                let mut undecoded = false;
-                while let Some((id, bytes)) = entries.next_entry::<Sym, HouseholdBytes<'de>>()? {
-                    let at = match &bytes {
-                        HouseholdBytes::Borrowed(slice) => source.as_ref().and_then(|s| s.offset_of(slice)),
-                        HouseholdBytes::Owned(_) => None,
-                    };
-                    let slot = match (at, bytes) {
-                        (Some(at), _) => {
-                            undecoded = true;
-                            Slot { household: OnceLock::new(), encoded: Some(at) }
-                        }
-                        // Not from a loading source: decode now, with
-                        // whatever symbol table is active.
-                        (None, HouseholdBytes::Borrowed(bytes)) => Slot::decoded(decode_now(bytes)?),
-                        (None, HouseholdBytes::Owned(bytes)) => Slot::decoded(decode_now(&bytes)?),
-                    };
-                    slots.push((id, slot));
+                let mut cells = Vec::with_capacity(entries.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some((id, bytes)) = entries.next_entry::<Sym, EncodedBytes<'de>>()? {
+                    cells.push((id, Cell::read_bytes(bytes, source.as_ref())?));
                 }
                 // Written in id order: built in one pass (as crate::sym::sorted_map).
-                let written = slots.len();
-                let map: BTreeMap<Sym, Slot> = slots.into_iter().collect();
+                let written = cells.len();
+                let map: BTreeMap<Sym, Cell<Box<Household>>> = cells.into_iter().collect();
                 if map.len() != written {
                     return Err(serde::de::Error::custom("a household is stored twice"));
                 }
-                Ok(Households { map, source: if undecoded { source } else { None } })
+                let undecoded = map.values().any(|cell| !cell.is_decoded());
+                Ok(Households { map, source: source.filter(|_| undecoded) })
             }
         }
         deserializer.deserialize_map(MapVisitor)
@@ -385,76 +385,14 @@ impl<'de> Deserialize<'de> for Households {
 
 /// A part of the projections other than the households that a reopen
 /// leaves encoded in the mapped snapshot until first used, as a whole: the
-/// card and person groups (`Projections::cards`, `persons`; 1.8 M entries at
-/// 10 M events, ~0.4 s of a reopen), which only the writer reads, and only
-/// for a household registration or update. Encoded like a household (a
-/// length-prefixed byte string in a binary format with a symbol table,
-/// copied into the next snapshot while unchanged; the value itself in JSON).
+/// card and person groups (`Projections::cards`, `persons`; 1.45 M groups at
+/// 10 M events, measured), which only the writer reads, and only for a household
+/// registration or update. Encoded like a household (a length-prefixed byte
+/// string in a binary format with a symbol table, copied into the next
+/// snapshot while unchanged; the value itself in JSON).
 pub struct Lazy<T> {
-    value: OnceLock<T>,
-    encoded: Option<(usize, usize)>,
+    cell: Cell<T>,
     source: Option<Arc<Source>>,
-    /// What it is, for a damage report.
-    what: &'static str,
-}
-
-impl<T: serde::de::DeserializeOwned> Lazy<T> {
-    pub fn new(what: &'static str, value: T) -> Lazy<T> {
-        Lazy { value: OnceLock::from(value), encoded: None, source: None, what }
-    }
-
-    pub fn get(&self) -> &T {
-        self.value.get_or_init(|| {
-            let (source, at) = self.source.as_ref().zip(self.encoded).expect("an undecoded part has its bytes");
-            source.decode_part(self.what, at)
-        })
-    }
-
-    /// To change: its stored bytes no longer say what it holds.
-    pub fn get_mut(&mut self) -> &mut T {
-        let _ = self.get();
-        self.encoded = None;
-        self.source = None;
-        self.value.get_mut().expect("decoded above")
-    }
-
-    pub fn is_decoded(&self) -> bool {
-        self.value.get().is_some()
-    }
-}
-
-impl<T: Clone> Clone for Lazy<T> {
-    fn clone(&self) -> Lazy<T> {
-        Lazy { value: self.value.clone(), encoded: self.encoded, source: self.source.clone(), what: self.what }
-    }
-}
-
-impl<T: serde::de::DeserializeOwned + PartialEq> PartialEq for Lazy<T> {
-    fn eq(&self, other: &Lazy<T>) -> bool {
-        self.get() == other.get()
-    }
-}
-impl<T: serde::de::DeserializeOwned + Eq> Eq for Lazy<T> {}
-
-impl<T: serde::de::DeserializeOwned + std::fmt::Debug> std::fmt::Debug for Lazy<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.get().fmt(f)
-    }
-}
-
-impl<T: serde::de::DeserializeOwned + Serialize> Serialize for Lazy<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if serializer.is_human_readable() {
-            return self.get().serialize(serializer);
-        }
-        if let (Some(source), Some((start, len))) = (&self.source, self.encoded) {
-            if crate::sym::writing_table_extends(source.table()) {
-                return serializer.serialize_bytes(&source.bytes()[start..start + len]);
-            }
-        }
-        let bytes = postcard::to_stdvec(self.get()).map_err(serde::ser::Error::custom)?;
-        serializer.serialize_bytes(&bytes)
-    }
 }
 
 /// What a `Lazy` part is called in damage reports, by its type.
@@ -462,21 +400,73 @@ pub trait PartName {
     const NAME: &'static str;
 }
 
-impl<'de, T: serde::de::DeserializeOwned + PartName> Deserialize<'de> for Lazy<T> {
+fn part_named<T: PartName>() -> String {
+    T::NAME.to_string()
+}
+
+impl<T: serde::de::DeserializeOwned + Serialize + PartName> Lazy<T> {
+    pub fn new(value: T) -> Lazy<T> {
+        Lazy { cell: Cell::decoded(value), source: None }
+    }
+
+    pub fn get(&self) -> &T {
+        self.cell.get(self.source.as_ref(), part_named::<T>)
+    }
+
+    /// To change: its stored bytes no longer say what it holds.
+    pub fn get_mut(&mut self) -> &mut T {
+        let value = self.cell.get_mut(self.source.as_ref(), part_named::<T>);
+        self.source = None;
+        value
+    }
+
+    pub fn is_decoded(&self) -> bool {
+        self.cell.is_decoded()
+    }
+}
+
+impl<T: Clone> Clone for Lazy<T> {
+    fn clone(&self) -> Lazy<T> {
+        Lazy { cell: self.cell.clone(), source: self.source.clone() }
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + Serialize + PartName + Default> Default for Lazy<T> {
+    fn default() -> Lazy<T> {
+        Lazy::new(T::default())
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + Serialize + PartName + PartialEq> PartialEq for Lazy<T> {
+    fn eq(&self, other: &Lazy<T>) -> bool {
+        self.get() == other.get()
+    }
+}
+impl<T: serde::de::DeserializeOwned + Serialize + PartName + Eq> Eq for Lazy<T> {}
+
+impl<T: serde::de::DeserializeOwned + Serialize + PartName + std::fmt::Debug> std::fmt::Debug for Lazy<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl<T: serde::de::DeserializeOwned + Serialize + PartName> Serialize for Lazy<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            return self.get().serialize(serializer);
+        }
+        self.cell.write_bytes(serializer, self.source.as_ref(), part_named::<T>)
+    }
+}
+
+impl<'de, T: serde::de::DeserializeOwned + Serialize + PartName> Deserialize<'de> for Lazy<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Lazy<T>, D::Error> {
         if deserializer.is_human_readable() {
-            return Ok(Lazy::new(T::NAME, T::deserialize(deserializer)?));
+            return Ok(Lazy::new(T::deserialize(deserializer)?));
         }
         let source = LOADING.with(|l| l.borrow().clone());
-        let bytes = HouseholdBytes::deserialize(deserializer)?;
-        let at = match &bytes {
-            HouseholdBytes::Borrowed(slice) => source.as_ref().and_then(|s| s.offset_of(slice)),
-            HouseholdBytes::Owned(_) => None,
-        };
-        Ok(match (at, bytes) {
-            (Some(at), _) => Lazy { value: OnceLock::new(), encoded: Some(at), source, what: T::NAME },
-            (None, HouseholdBytes::Borrowed(bytes)) => Lazy::new(T::NAME, decode_now(bytes)?),
-            (None, HouseholdBytes::Owned(bytes)) => Lazy::new(T::NAME, decode_now(&bytes)?),
-        })
+        let cell = Cell::read_bytes(EncodedBytes::deserialize(deserializer)?, source.as_ref())?;
+        let source = source.filter(|_| !cell.is_decoded());
+        Ok(Lazy { cell, source })
     }
 }

@@ -638,9 +638,9 @@ fn roster(
 }
 
 /// `is_within(state, ·, office)` remembered per office for one page: a page
-/// asks it of every project's office and location in the province (~2,400
-/// questions at 10 M events about a few hundred distinct offices), and each
-/// answer is a walk up the office tree.
+/// asks it of every project's office and location and every fund account
+/// of the province, which name far fewer distinct offices, and each answer
+/// is a walk up the office tree.
 struct WithinOffice<'a> {
     state: &'a State,
     office: &'a str,

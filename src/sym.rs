@@ -274,7 +274,7 @@ where
 /// `deserialize_with` for large maps written in key order (the snapshot's
 /// symbol-keyed maps): collected, then built in one pass, instead of a tree
 /// descent with string comparisons per entry (at 10 M events the person
-/// groups alone are 1.4 M entries). A repeated key is an error; keys out of
+/// groups alone are 1.09 M entries). A repeated key is an error; keys out of
 /// order are put in order.
 pub fn sorted_map<'de, D, K, V>(deserializer: D) -> Result<std::collections::BTreeMap<K, V>, D::Error>
 where

@@ -399,6 +399,8 @@ fn decode_times(dir: &std::path::Path) {
         "decode: the body, households and card and person groups left encoded {:.0} ms",
         started.elapsed().as_secs_f64() * 1000.0
     );
+    let (cards, persons) = (whole.0.projections.cards.get().len(), whole.0.projections.persons.get().len());
+    println!("decode: card groups {cards}, person groups {persons}");
     drop(whole);
 }
 
