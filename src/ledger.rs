@@ -268,7 +268,7 @@ pub struct Snapshot {
 /// versions (the JSON snapshots of version 2, the postcard ones of versions
 /// 3 and 4) are not read; the ledger replays instead and writes this format
 /// at its next snapshot.
-pub const SNAPSHOT_MAGIC: &[u8] = b"sunledger-snapshot/5\n";
+pub const SNAPSHOT_MAGIC: &[u8] = b"sunledger-snapshot/6\n";
 
 impl Snapshot {
     /// `SNAPSHOT_MAGIC`, the symbol table (the texts of every `Sym` in the

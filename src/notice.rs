@@ -197,6 +197,11 @@ pub struct NoticeIndex {
     /// not scan every notice of the ledger.
     #[serde(with = "pairs")]
     roster_notices: BTreeMap<(String, Option<Period>), Vec<u64>>,
+    /// Project ids by the office that registered them and by their
+    /// location (an office id or free text), so a notice page reads the
+    /// projects of its region, not every project of the ledger.
+    #[serde(deserialize_with = "crate::sym::sorted_map")]
+    projects_by_place: BTreeMap<Sym, Vec<Sym>>,
 }
 
 impl NoticeIndex {
@@ -250,6 +255,14 @@ impl NoticeIndex {
                     ..ProjectFacts::default()
                 };
                 self.projects.insert(b.project_id.0.clone(), facts);
+                let project = Sym::new(b.project_id.as_str());
+                let places = std::iter::once(office).chain(b.location.as_ref().map(|l| l.as_str()));
+                for place in places {
+                    let ids = self.projects_by_place.entry(Sym::new(place)).or_default();
+                    if ids.last() != Some(&project) {
+                        ids.push(project);
+                    }
+                }
             }
             Body::NoticePublish(b) if b.scope == NoticeScope::PayoutRoster => {
                 self.roster_notices.entry((b.program.0.clone(), b.period)).or_default().push(seq);
@@ -284,11 +297,20 @@ impl NoticeIndex {
 
     /// The masked card a payout credited: the card bound at the payout's
     /// place in ledger order, or the card it names if another.
-    pub fn paid_card_masked(&self, household: &str, payout_seq: u64) -> Option<&str> {
+    /// `household` is the household's projection: a payout after its latest
+    /// binding (most of them) credited the card it holds now, whose masked
+    /// form the household keeps, so no index is searched for it.
+    pub fn paid_card_masked<'a>(
+        &'a self,
+        household_id: &str,
+        household: &'a Household,
+        payout_seq: u64,
+    ) -> Option<&'a str> {
         let digest = match self.stray_payouts.get(&payout_seq) {
             Some(digest) => digest,
+            None if household.card.seq < payout_seq => return Some(&household.card.card_masked),
             None => {
-                let bindings = self.cards.get(household)?;
+                let bindings = self.cards.get(household_id)?;
                 let before = bindings.partition_point(|b| b.seq < payout_seq);
                 &bindings[before.checked_sub(1)?].card_digest
             }
@@ -588,12 +610,14 @@ fn roster(
     // The roster notices of this program that cover this period, found once
     // per roster from the index (not one ordered-map lookup per notice of
     // every household: that grew with the ledger's age).
-    let covering: BTreeSet<u64> = [None, Some(period)]
+    let covering: Vec<u64> = [None, Some(period)]
         .into_iter()
         .filter_map(|named| index.roster_notices.get(&(program.to_string(), named)))
         .flatten()
         .copied()
         .filter(|seq| projections.roster_notices.contains_key(seq))
+        .collect::<BTreeSet<u64>>()
+        .into_iter()
         .collect();
     // A roster's rows come from a few villages (one, on a village page).
     let mut village_labels: HashMap<&str, String> = HashMap::new();
@@ -602,11 +626,8 @@ fn roster(
             .entry(household.village.as_str())
             .or_insert_with(|| village_label(&office_name(state, &household.village)))
             .clone();
-        // The few covering notices looked up in the household's list (in
-        // seq order), not each of its notices (one per month it was listed)
-        // looked up in the covering set.
         let listed = household.notices.get(program).map_or(&[][..], Vec::as_slice);
-        let listing: Vec<u64> = covering.iter().copied().filter(|seq| listed.binary_search(seq).is_ok()).collect();
+        let listing = sorted_intersection(&covering, listed);
         notice_seqs.extend(listing.iter().copied());
         rows.push(RosterRow {
             seq: payout.seq,
@@ -620,7 +641,7 @@ fn roster(
             refunded_fen: payout.refunded_fen,
             period,
             paid_on: payout.at,
-            card_masked: index.paid_card_masked(id, payout.seq).unwrap_or("（未登记卡）").to_string(),
+            card_masked: index.paid_card_masked(id, household, payout.seq).unwrap_or("（未登记卡）").to_string(),
             unlisted: listing.is_empty(),
         });
     }
@@ -635,6 +656,16 @@ fn roster(
         }
     }
     Roster { program: program.to_string(), program_name, period, notices, rows }
+}
+
+/// The seqs in both ascending lists, ascending: the shorter list's seqs
+/// searched for in the longer, so a roster costs what its smaller side
+/// does. Both grow with the ledger's age: the covering notices of a
+/// program (every county's notices naming no period), and the notices that
+/// listed a household (one per month it was listed).
+fn sorted_intersection(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    short.iter().copied().filter(|seq| long.binary_search(seq).is_ok()).collect()
 }
 
 /// `is_within(state, ·, office)` remembered per office for one page: a page
@@ -665,7 +696,16 @@ impl<'a> WithinOffice<'a> {
 fn projects(state: &State, projections: &Projections, index: &NoticeIndex, office: &str) -> Vec<ProjectNotice> {
     let mut notices = Vec::new();
     let mut within = WithinOffice::new(state, office);
-    for (id, project) in &projections.projects {
+    // The projects registered by or located at an office of the page's
+    // region, from the index (a place that is no office holds no page).
+    let ids: BTreeSet<&str> = index
+        .projects_by_place
+        .iter()
+        .filter(|(place, _)| state.offices.contains_key(place.as_str()) && within.contains(place))
+        .flat_map(|(_, ids)| ids.iter().map(|id| id.as_str()))
+        .collect();
+    for id in ids {
+        let Some((id, project)) = projections.projects.get_key_value(id) else { continue };
         let facts = index.project(id);
         let location = facts.and_then(|f| f.location.as_deref());
         let located_here = location.is_some_and(|l| state.offices.contains_key(l) && within.contains(l));

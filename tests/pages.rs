@@ -444,3 +444,81 @@ fn rosters_mark_exactly_the_payouts_no_notice_covers() {
     assert_eq!(unlisted_shown, unlisted_want, "未列入 marks exactly the uncovered payouts");
     assert!(unlisted_want > 0, "the planted paid_before_notice case makes at least one");
 }
+
+#[test]
+fn pages_show_each_payouts_card_at_its_place_and_exactly_their_regions_projects() {
+    // Goal (guards the page's shortcuts, `NoticeIndex::paid_card_masked` and `projects_by_place`): on the
+    // page of every office, each roster row shows the card its payout credited — the card bound to the
+    // household at that place in ledger order, or the card the payout names if another — as a walk over
+    // the chain gives it; and the projects shown are exactly those registered by or located at an office
+    // of the page's region.
+    use sunledger::notice::{office_notice, CheckpointView, NoticeQuery};
+    use sunledger::payload::{parse_payload, Body};
+    use sunledger::projection::is_within;
+    let world = world();
+    let (state, projections) = (&world.state, &world.projections);
+    let lines: Vec<String> = world.generated.lines.iter().cloned().chain(after_checkpoint(&world.generated)).collect();
+    assert_eq!(lines.len() as u64, state.size, "line i is the event of seq i");
+    // The walk: each household's bound card, each digest's masked form, each payout's card.
+    let (mut bound, mut masks) = (BTreeMap::new(), BTreeMap::new());
+    let mut paid_card: BTreeMap<u64, String> = BTreeMap::new();
+    let mut placed: Vec<(String, String, Option<String>)> = Vec::new();
+    let (mut strays, mut before_a_change) = (0, 0);
+    let mut changed_at: BTreeMap<String, u64> = BTreeMap::new();
+    for (seq, line) in lines.iter().enumerate() {
+        let envelope = Envelope::parse(line.as_bytes()).unwrap();
+        let payload = parse_payload(&envelope.payload).unwrap();
+        let mut bind = |household: &str, card: &sunledger::payload::Card| {
+            masks.insert(card.card_digest.as_str().to_string(), card.card_masked.0.clone());
+            bound.insert(household.to_string(), card.card_digest.as_str().to_string());
+        };
+        match &payload.body {
+            Body::HouseholdRegister(b) => bind(b.household_id.as_str(), &b.card),
+            Body::HouseholdUpdate(b) => {
+                if let Some(card) = &b.card {
+                    bind(b.household_id.as_str(), card);
+                    changed_at.insert(b.household_id.as_str().to_string(), seq as u64);
+                }
+            }
+            Body::Payout(b) => {
+                let digest = b.card_digest.as_str();
+                strays += usize::from(bound.get(b.household_id.as_str()).map(String::as_str) != Some(digest));
+                let mask = masks.get(digest).cloned().unwrap_or_else(|| "（未登记卡）".to_string());
+                paid_card.insert(seq as u64, mask);
+            }
+            Body::ProjectRegister(b) => placed.push((
+                b.project_id.as_str().to_string(),
+                payload.office.as_str().to_string(),
+                b.location.as_ref().map(|l| l.0.clone()),
+            )),
+            _ => {}
+        }
+    }
+    let (mut rows, mut projects_seen) = (0, 0);
+    for office in state.offices.keys() {
+        let checkpoint = CheckpointView::new(state, None);
+        let page = office_notice(state, projections, office, &NoticeQuery::default(), checkpoint).unwrap();
+        for row in page.rosters.iter().flat_map(|r| &r.rows) {
+            rows += 1;
+            assert_eq!(row.card_masked, paid_card[&row.seq], "{office}: payout {}", row.seq);
+            before_a_change += usize::from(changed_at.get(&row.household_id).is_some_and(|&at| at > row.seq));
+        }
+        let shown: Vec<&str> = page.projects.iter().map(|p| p.project_id.as_str()).collect();
+        let region = |place: &str| state.offices.contains_key(place) && is_within(state, place, office);
+        let want: Vec<&str> = placed
+            .iter()
+            .filter(|(_, by, at)| region(by) || at.as_deref().is_some_and(region))
+            .map(|(id, _, _)| id.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(shown, want, "{office}: projects");
+        projects_seen += shown.len();
+    }
+    // Not vacuous: rows on pages, payouts to a card other than the bound one, payouts made before the
+    // household's card changed (the page must not show the new card for them), and projects shown.
+    assert!(
+        rows > 0 && strays > 0 && before_a_change > 0 && projects_seen > 0,
+        "rows {rows}, strays {strays}, before a change {before_a_change}, projects {projects_seen}"
+    );
+}
