@@ -222,6 +222,39 @@ impl Households {
         Some((id, cell.get(self.source.as_ref(), household_named(id))))
     }
 
+    /// The households of `ids` (ascending, each once) that exist, in id
+    /// order, decoding those alone. Ids that sit together in id order (a
+    /// village's, in practice: household ids are coded by region) are found
+    /// in one walk over their span instead of a search each; a walk that
+    /// passes more other households than there are ids stops, and the rest
+    /// are searched for.
+    pub fn many<'a>(&'a self, ids: &[&str]) -> Vec<(&'a Sym, &'a Household)> {
+        debug_assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids ascending, each once");
+        let mut found = Vec::with_capacity(ids.len());
+        let Some(first) = ids.first() else { return found };
+        let (mut wanted, mut others) = (0, 0);
+        for (id, cell) in self.map.range::<str, _>((std::ops::Bound::Included(*first), std::ops::Bound::Unbounded)) {
+            // Skip the ids that no household has.
+            while wanted < ids.len() && ids[wanted] < id.as_str() {
+                wanted += 1;
+            }
+            if wanted == ids.len() {
+                break;
+            }
+            if ids[wanted] == id.as_str() {
+                found.push((id, &**cell.get(self.source.as_ref(), household_named(id))));
+                wanted += 1;
+            } else {
+                others += 1;
+                if others > ids.len() {
+                    break;
+                }
+            }
+        }
+        found.extend(ids.get(wanted..).unwrap_or_default().iter().filter_map(|id| self.get_key_value(id)));
+        found
+    }
+
     /// The household, to change: its stored bytes no longer say what it
     /// holds, so the next snapshot encodes it afresh.
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Household> {

@@ -540,7 +540,7 @@ fn region_households<'a>(
     // The villages at or below `office` (a village page: itself, without a
     // walk over every village), then their households from the index: the
     // page reads (and, after a reopen, decodes) those alone.
-    let is_village = state.offices.get(office).is_some_and(|o| o.level == crate::payload::Level::Village);
+    let is_village = state.offices.get(office).is_some_and(|o| o.level == Level::Village);
     let villages: Vec<&Vec<Sym>> = if is_village {
         index.village_households.get(office).into_iter().collect()
     } else {
@@ -551,13 +551,9 @@ fn region_households<'a>(
             .map(|(_, ids)| ids)
             .collect()
     };
-    let mut households: Vec<(&Sym, &Household)> = villages
-        .into_iter()
-        .flat_map(|ids| ids.iter())
-        .filter_map(|id| projections.households.get_key_value(id.as_str()))
-        .collect();
-    households.sort_by(|a, b| a.0.cmp(b.0));
-    households
+    let mut ids: Vec<&str> = villages.into_iter().flat_map(|ids| ids.iter().map(|id| id.as_str())).collect();
+    ids.sort_unstable();
+    projections.households.many(&ids)
 }
 
 /// A payout with its household and the household's id.
@@ -697,13 +693,20 @@ fn projects(state: &State, projections: &Projections, index: &NoticeIndex, offic
     let mut notices = Vec::new();
     let mut within = WithinOffice::new(state, office);
     // The projects registered by or located at an office of the page's
-    // region, from the index (a place that is no office holds no page).
-    let ids: BTreeSet<&str> = index
-        .projects_by_place
-        .iter()
-        .filter(|(place, _)| state.offices.contains_key(place.as_str()) && within.contains(place))
-        .flat_map(|(_, ids)| ids.iter().map(|id| id.as_str()))
-        .collect();
+    // region, from the index (a place that is no office holds no page; a
+    // village, the lowest level, is its own whole region).
+    let is_village = state.offices.get(office).is_some_and(|o| o.level == Level::Village);
+    let places: Vec<&Vec<Sym>> = if is_village {
+        index.projects_by_place.get(office).into_iter().collect()
+    } else {
+        index
+            .projects_by_place
+            .iter()
+            .filter(|(place, _)| state.offices.contains_key(place.as_str()) && within.contains(place))
+            .map(|(_, ids)| ids)
+            .collect()
+    };
+    let ids: BTreeSet<&str> = places.into_iter().flatten().map(|id| id.as_str()).collect();
     for id in ids {
         let Some((id, project)) = projections.projects.get_key_value(id) else { continue };
         let facts = index.project(id);

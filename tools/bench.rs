@@ -451,6 +451,62 @@ fn pages(dir: &std::path::Path, args: &[String]) {
     server.join().unwrap();
 }
 
+/// `--page-compute DIR [--period YYYY-MM] [--reads N]`: the one-month
+/// village notice page computed in this process (`notice::office_notice`,
+/// no HTTP and no HTML), after every household is decoded: what a page
+/// costs the server's read side alone, to set beside `--pages`.
+fn page_compute(dir: &std::path::Path, args: &[String]) {
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    let reads: usize = flag("--reads").and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let period = sunledger::date::Period::parse(flag("--period").map_or("2023-12", String::as_str))
+        .expect("a period: YYYY, YYYY-Qn or YYYY-MM");
+    let ledger = waiting_for_lock(|| Ledger::open(dir));
+    let (state, projections) = (ledger.state(), ledger.projections());
+    let decoding = Instant::now();
+    let households = projections.households.values().count();
+    println!("{households} households decoded in {:.0} ms", decoding.elapsed().as_secs_f64() * 1000.0);
+    let villages = offices_at(state, Level::Village);
+    let query = sunledger::notice::NoticeQuery { program: None, period: Some(period) };
+    let mut html_bytes = 0;
+    let (reads_and_pages, mut renders): (Vec<(f64, f64)>, Vec<f64>) = (0..reads)
+        .map(|n| {
+            let village = &villages[(n * 7919) % villages.len()];
+            let started = Instant::now();
+            let note = ledger.latest_checkpoint().expect("the store reads");
+            let read = started.elapsed().as_secs_f64() * 1000.0;
+            let checkpoint = sunledger::notice::CheckpointView::new(state, note);
+            let started = Instant::now();
+            let page = sunledger::notice::office_notice(state, projections, village, &query, checkpoint);
+            let computed = started.elapsed().as_secs_f64() * 1000.0;
+            let page = page.expect("a village's page");
+            assert!(!page.rosters.is_empty(), "{village}: a page with rosters");
+            let started = Instant::now();
+            let html = sunledger::server::pages::html::notice_page(&page, &|id| sunledger::notice::office_name(state, id));
+            let rendered = started.elapsed().as_secs_f64() * 1000.0;
+            html_bytes += html.len();
+            ((read, computed), rendered)
+        })
+        .unzip();
+    println!("HTML {} B per page on average", html_bytes / reads);
+    let (mut notes, mut pages): (Vec<f64>, Vec<f64>) = reads_and_pages.into_iter().unzip();
+    for (what, latencies) in [
+        ("the latest checkpoint read", &mut notes),
+        (&format!("village page {period} computed"), &mut pages),
+        ("its HTML rendered", &mut renders),
+    ] {
+        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let at = |q: usize| latencies[(latencies.len() * q / 1000).min(latencies.len() - 1)];
+        println!(
+            "{what}, in process: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
+            at(500),
+            at(900),
+            at(990),
+            at(999),
+            at(1000)
+        );
+    }
+}
+
 /// Waits until the server's start-up warm-up has decoded every household
 /// (`sunledger_households_undecoded` 0); returns the seconds waited.
 fn wait_for_warm_up(addr: &str) -> f64 {
@@ -684,6 +740,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--scale") {
         scale(&args);
+        return;
+    }
+    if let Some(dir) = args.iter().position(|a| a == "--page-compute").and_then(|i| args.get(i + 1)) {
+        page_compute(std::path::Path::new(dir), &args);
         return;
     }
     if let Some(dir) = args.iter().position(|a| a == "--pages").and_then(|i| args.get(i + 1)) {
