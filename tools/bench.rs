@@ -441,6 +441,13 @@ fn pages(dir: &std::path::Path, args: &[String]) {
     println!("warm-up done after {warmed:.1} s");
     let (p50, p99) = read_latencies(&addr, &month, reads, none);
     println!("village page, {period}: p50 {p50:.2} ms, p99 {p99:.2} ms");
+    let (mut firsts, mut wholes): (Vec<f64>, Vec<f64>) =
+        (0..reads).map(|n| first_byte_and_whole(&addr, &month[(n * 7919) % month.len()])).unzip();
+    for (what, latencies) in [("its first byte", &mut firsts), ("its whole body", &mut wholes)] {
+        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let at = |q: usize| latencies[(latencies.len() * q / 1000).min(latencies.len() - 1)];
+        println!("  {what}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms", at(500), at(900), at(990));
+    }
     let summaries: Vec<String> = counties.iter().map(|c| format!("/v1/summary?office={c}")).collect();
     let (p50, p99) = read_latencies(&addr, &summaries, reads, none);
     println!("county summary: p50 {p50:.2} ms, p99 {p99:.2} ms");
@@ -481,7 +488,8 @@ fn page_compute(dir: &std::path::Path, args: &[String]) {
             let page = page.expect("a village's page");
             assert!(!page.rosters.is_empty(), "{village}: a page with rosters");
             let started = Instant::now();
-            let html = sunledger::server::pages::html::notice_page(&page, &|id| sunledger::notice::office_name(state, id));
+            let html =
+                sunledger::server::pages::html::notice_page(&page, &|id| sunledger::notice::office_name(state, id));
             let rendered = started.elapsed().as_secs_f64() * 1000.0;
             html_bytes += html.len();
             ((read, computed), rendered)
@@ -505,6 +513,55 @@ fn page_compute(dir: &std::path::Path, args: &[String]) {
             at(1000)
         );
     }
+}
+
+/// One GET over a new connection: (ms to the response's first byte, ms to
+/// its end), to tell the server's work from the body's transfer.
+fn first_byte_and_whole(addr: &str, path: &str) -> (f64, f64) {
+    use std::io::{Read as _, Write as _};
+    let sent = Instant::now();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut read = stream.read(&mut buffer).unwrap();
+    let first = sent.elapsed().as_secs_f64() * 1000.0;
+    assert!(buffer[..read].starts_with(b"HTTP/1.1 200"), "{path}");
+    loop {
+        match stream.read(&mut buffer).unwrap() {
+            0 => break,
+            more => read += more,
+        }
+    }
+    assert!(read > 0);
+    (first, sent.elapsed().as_secs_f64() * 1000.0)
+}
+
+/// `--rules DIR`: the 17 rules over a reopened ledger's projections, every
+/// household decoded first (what the server's flags cost once warm; they
+/// are evaluated under the read lock, so this is also how long a
+/// re-evaluation holds the writer back). Median of 3.
+fn rules_only(dir: &std::path::Path) {
+    let ledger = waiting_for_lock(|| Ledger::open(dir));
+    let (state, projections) = (ledger.state(), ledger.projections());
+    let decoding = Instant::now();
+    let households = projections.households.values().count();
+    println!(
+        "{} events; {households} households decoded in {:.0} ms",
+        state.size,
+        decoding.elapsed().as_secs_f64() * 1000.0
+    );
+    let policy = sunledger::policy::Policy::default();
+    let mut times: Vec<f64> = (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            let flags = sunledger::rules::evaluate(projections, state, &policy);
+            let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+            println!("rules: {elapsed:.0} ms, {} flags", flags.len());
+            elapsed
+        })
+        .collect();
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!("17 rules over the projections, median of 3: {:.0} ms", times[1]);
 }
 
 /// Waits until the server's start-up warm-up has decoded every household
@@ -740,6 +797,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--scale") {
         scale(&args);
+        return;
+    }
+    if let Some(dir) = args.iter().position(|a| a == "--rules").and_then(|i| args.get(i + 1)) {
+        rules_only(std::path::Path::new(dir));
         return;
     }
     if let Some(dir) = args.iter().position(|a| a == "--page-compute").and_then(|i| args.get(i + 1)) {
