@@ -295,12 +295,11 @@ struct Draft {
     households: BTreeSet<String>,
 }
 
-/// Thresholds per (office, program), resolved once each.
 /// FxHash (rustc's): a multiply and a rotate per 8 bytes. For the rules'
 /// per-payout maps, keyed by office, program and period ids from the chain:
 /// SipHash's resistance to chosen collisions buys nothing there (a signer
-/// who registered colliding ids would slow the rules, not change them) and
-/// cost a tenth of the pass.
+/// who registered colliding ids would slow the rules, not change them), and
+/// it was ~12% of the samples of a 10 M `sunledger-bench --rules` run.
 #[derive(Default)]
 struct FastHasher(u64);
 
@@ -324,6 +323,7 @@ impl std::hash::Hasher for FastHasher {
 
 type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
 
+/// Thresholds per (office, program), resolved once each.
 struct ThresholdCache<'a> {
     policy: &'a Policy,
     state: &'a State,
