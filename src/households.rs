@@ -503,3 +503,53 @@ impl<'de, T: serde::de::DeserializeOwned + Serialize + PartName> Deserialize<'de
         Ok(Lazy { cell, source })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projection::BoundCard;
+
+    fn household(village: &str) -> Household {
+        Household {
+            village: Sym::new(village),
+            head_name_masked: "张*".into(),
+            registered_seq: 1,
+            registered_at: crate::date::Date::parse("2020-01-01").unwrap(),
+            statuses: Vec::new(),
+            members: BTreeMap::new(),
+            membership_log: Vec::new(),
+            card: BoundCard {
+                card_digest: Sym::new("card"),
+                card_masked: "6228****".into(),
+                bank: Sym::new("bank"),
+                seq: 1,
+            },
+            notices: BTreeMap::new(),
+            payouts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn many_finds_exactly_the_ids_asked_whether_they_sit_together_or_apart() {
+        // Goal: `many` returns, in id order, exactly the households of the ids that exist — ids that sit
+        // together (the walk), ids spread so thin among others that the walk gives up (the searches),
+        // ids no household has, and none.
+        let mut households = Households::default();
+        for n in 0..1_000 {
+            households.insert(Sym::new(&format!("h{n:04}")), household(if n % 2 == 0 { "even" } else { "odd" }));
+        }
+        let cases: Vec<Vec<String>> = vec![
+            (100..200).map(|n| format!("h{n:04}")).collect(),
+            (0..1_000).step_by(97).map(|n| format!("h{n:04}")).collect(),
+            ["h0005", "h0005x", "h0006", "h9999", "zz"].iter().map(|s| s.to_string()).collect(),
+            ["a", "h0000"].iter().map(|s| s.to_string()).collect(),
+            Vec::new(),
+        ];
+        for ids in cases {
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let found: Vec<&str> = households.many(&ids).into_iter().map(|(id, _)| id.as_str()).collect();
+            let want: Vec<&str> = ids.iter().copied().filter(|id| households.get(id).is_some()).collect();
+            assert_eq!(found, want, "{ids:?}");
+        }
+    }
+}
