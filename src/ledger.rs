@@ -262,12 +262,13 @@ pub struct Snapshot {
     pub projections: Projections,
 }
 
-/// The first bytes of a snapshot file: its format and version (5: a symbol
+/// The first bytes of a snapshot file: its format and version (6: a symbol
 /// table before the body, each household a length-prefixed byte string so a
-/// reopen can leave it undecoded, `crate::households`). Files of other
-/// versions (the JSON snapshots of version 2, the postcard ones of versions
-/// 3 and 4) are not read; the ledger replays instead and writes this format
-/// at its next snapshot.
+/// reopen can leave it undecoded, `crate::households`; 6 added the notice
+/// index's projects by place to version 5). Files of other versions (the
+/// JSON snapshots of version 2, the postcard ones of versions 3 to 5) are
+/// not read; the ledger replays instead and writes this format at its next
+/// snapshot.
 pub const SNAPSHOT_MAGIC: &[u8] = b"sunledger-snapshot/6\n";
 
 impl Snapshot {

@@ -459,9 +459,10 @@ fn pages_show_each_payouts_card_at_its_place_and_exactly_their_regions_projects(
     let (state, projections) = (&world.state, &world.projections);
     let lines: Vec<String> = world.generated.lines.iter().cloned().chain(after_checkpoint(&world.generated)).collect();
     assert_eq!(lines.len() as u64, state.size, "line i is the event of seq i");
-    // The walk: each household's bound card, each digest's masked form, each payout's card.
-    let (mut bound, mut masks) = (BTreeMap::new(), BTreeMap::new());
-    let mut paid_card: BTreeMap<u64, String> = BTreeMap::new();
+    // The walk: each household's bound card, each digest's masked forms, each payout's card digest.
+    let mut bound = BTreeMap::new();
+    let mut masks: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut paid_digest: BTreeMap<u64, String> = BTreeMap::new();
     let mut placed: Vec<(String, String, Option<String>)> = Vec::new();
     let (mut strays, mut before_a_change) = (0, 0);
     let mut changed_at: BTreeMap<String, u64> = BTreeMap::new();
@@ -469,7 +470,7 @@ fn pages_show_each_payouts_card_at_its_place_and_exactly_their_regions_projects(
         let envelope = Envelope::parse(line.as_bytes()).unwrap();
         let payload = parse_payload(&envelope.payload).unwrap();
         let mut bind = |household: &str, card: &sunledger::payload::Card| {
-            masks.insert(card.card_digest.as_str().to_string(), card.card_masked.0.clone());
+            masks.entry(card.card_digest.as_str().to_string()).or_default().insert(card.card_masked.0.clone());
             bound.insert(household.to_string(), card.card_digest.as_str().to_string());
         };
         match &payload.body {
@@ -483,8 +484,7 @@ fn pages_show_each_payouts_card_at_its_place_and_exactly_their_regions_projects(
             Body::Payout(b) => {
                 let digest = b.card_digest.as_str();
                 strays += usize::from(bound.get(b.household_id.as_str()).map(String::as_str) != Some(digest));
-                let mask = masks.get(digest).cloned().unwrap_or_else(|| "（未登记卡）".to_string());
-                paid_card.insert(seq as u64, mask);
+                paid_digest.insert(seq as u64, digest.to_string());
             }
             Body::ProjectRegister(b) => placed.push((
                 b.project_id.as_str().to_string(),
@@ -494,13 +494,21 @@ fn pages_show_each_payouts_card_at_its_place_and_exactly_their_regions_projects(
             _ => {}
         }
     }
+    // Each card has one masked form in this chain, so the card a payout credited has one way to be
+    // shown: its masked form, wherever in the chain it was registered (a payout may name a card
+    // registered only later), or 未登记卡 if none registers it.
+    assert!(masks.values().all(|forms| forms.len() == 1), "one masked form per card digest");
+    let paid_card = |seq: u64| match masks.get(&paid_digest[&seq]) {
+        Some(forms) => forms.first().unwrap().clone(),
+        None => "（未登记卡）".to_string(),
+    };
     let (mut rows, mut projects_seen) = (0, 0);
     for office in state.offices.keys() {
         let checkpoint = CheckpointView::new(state, None);
         let page = office_notice(state, projections, office, &NoticeQuery::default(), checkpoint).unwrap();
         for row in page.rosters.iter().flat_map(|r| &r.rows) {
             rows += 1;
-            assert_eq!(row.card_masked, paid_card[&row.seq], "{office}: payout {}", row.seq);
+            assert_eq!(row.card_masked, paid_card(row.seq), "{office}: payout {}", row.seq);
             before_a_change += usize::from(changed_at.get(&row.household_id).is_some_and(|&at| at > row.seq));
         }
         let shown: Vec<&str> = page.projects.iter().map(|p| p.project_id.as_str()).collect();
