@@ -299,7 +299,9 @@ impl NoticeIndex {
     /// place in ledger order, or the card it names if another.
     /// `household` is the household's projection: a payout after its latest
     /// binding (most of them) credited the card it holds now, whose masked
-    /// form the household keeps, so no index is searched for it.
+    /// form the household keeps, so no index is searched for it. (Where one
+    /// card digest was bound with two masked forms, such a row shows the
+    /// household's own; other rows, the form bound last anywhere.)
     pub fn paid_card_masked<'a>(
         &'a self,
         household_id: &str,
