@@ -539,23 +539,27 @@ fn region_households<'a>(
     index: &NoticeIndex,
     office: &str,
 ) -> Vec<(&'a Sym, &'a Household)> {
-    // The villages at or below `office` (a village page: itself, without a
-    // walk over every village), then their households from the index: the
-    // page reads (and, after a reopen, decodes) those alone.
-    let is_village = state.offices.get(office).is_some_and(|o| o.level == Level::Village);
-    let villages: Vec<&Vec<Sym>> = if is_village {
-        index.village_households.get(office).into_iter().collect()
-    } else {
-        index
-            .village_households
-            .iter()
-            .filter(|(village, _)| is_within(state, village, office))
-            .map(|(_, ids)| ids)
-            .collect()
-    };
-    let mut ids: Vec<&str> = villages.into_iter().flat_map(|ids| ids.iter().map(|id| id.as_str())).collect();
+    // The households of the villages at or below `office`, from the index:
+    // the page reads (and, after a reopen, decodes) those alone.
+    let mut ids = listed_in_region(state, office, &index.village_households);
     ids.sort_unstable();
     projections.households.many(&ids)
+}
+
+/// The ids an index keyed by office lists under the offices of `office`'s
+/// region (`office` and those below it). A village, the lowest level, is
+/// its whole region: one lookup, no walk over the index. Keys that are no
+/// office (a project's free-text location) belong to no region.
+fn listed_in_region<'a>(state: &State, office: &str, by_office: &'a BTreeMap<Sym, Vec<Sym>>) -> Vec<&'a str> {
+    if state.offices.get(office).is_some_and(|o| o.level == Level::Village) {
+        return by_office.get(office).into_iter().flatten().map(|id| id.as_str()).collect();
+    }
+    let mut within = WithinOffice::new(state, office);
+    by_office
+        .iter()
+        .filter(|(place, _)| state.offices.contains_key(place.as_str()) && within.contains(place))
+        .flat_map(|(_, ids)| ids.iter().map(|id| id.as_str()))
+        .collect()
 }
 
 /// A payout with its household and the household's id.
@@ -695,20 +699,8 @@ fn projects(state: &State, projections: &Projections, index: &NoticeIndex, offic
     let mut notices = Vec::new();
     let mut within = WithinOffice::new(state, office);
     // The projects registered by or located at an office of the page's
-    // region, from the index (a place that is no office holds no page; a
-    // village, the lowest level, is its own whole region).
-    let is_village = state.offices.get(office).is_some_and(|o| o.level == Level::Village);
-    let places: Vec<&Vec<Sym>> = if is_village {
-        index.projects_by_place.get(office).into_iter().collect()
-    } else {
-        index
-            .projects_by_place
-            .iter()
-            .filter(|(place, _)| state.offices.contains_key(place.as_str()) && within.contains(place))
-            .map(|(_, ids)| ids)
-            .collect()
-    };
-    let ids: BTreeSet<&str> = places.into_iter().flatten().map(|id| id.as_str()).collect();
+    // region, from the index.
+    let ids: BTreeSet<&str> = listed_in_region(state, office, &index.projects_by_place).into_iter().collect();
     for id in ids {
         let Some((id, project)) = projections.projects.get_key_value(id) else { continue };
         let facts = index.project(id);
