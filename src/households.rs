@@ -251,7 +251,7 @@ impl Households {
                 }
             }
         }
-        found.extend(ids.get(wanted..).unwrap_or_default().iter().filter_map(|id| self.get_key_value(id)));
+        found.extend(ids[wanted..].iter().filter_map(|id| self.get_key_value(id)));
         found
     }
 

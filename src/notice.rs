@@ -612,15 +612,15 @@ fn roster(
     // The roster notices of this program that cover this period, found once
     // per roster from the index (not one ordered-map lookup per notice of
     // every household: that grew with the ledger's age).
-    let covering: Vec<u64> = [None, Some(period)]
+    let mut covering: Vec<u64> = [None, Some(period)]
         .into_iter()
         .filter_map(|named| index.roster_notices.get(&(program.to_string(), named)))
         .flatten()
         .copied()
         .filter(|seq| projections.roster_notices.contains_key(seq))
-        .collect::<BTreeSet<u64>>()
-        .into_iter()
         .collect();
+    covering.sort_unstable();
+    covering.dedup();
     // A roster's rows come from a few villages (one, on a village page).
     let mut village_labels: HashMap<&str, String> = HashMap::new();
     for (id, household, payout) in payouts {
@@ -671,9 +671,9 @@ fn sorted_intersection(a: &[u64], b: &[u64]) -> Vec<u64> {
 }
 
 /// `is_within(state, ·, office)` remembered per office for one page: a page
-/// asks it of every project's office and location and every fund account
-/// of the province, which name far fewer distinct offices, and each answer
-/// is a walk up the office tree.
+/// asks it of every fund account of the province and of every place in an
+/// index keyed by office (`listed_in_region`), which name far fewer
+/// distinct offices, and each answer is a walk up the office tree.
 struct WithinOffice<'a> {
     state: &'a State,
     office: &'a str,
@@ -697,19 +697,13 @@ impl<'a> WithinOffice<'a> {
 
 fn projects(state: &State, projections: &Projections, index: &NoticeIndex, office: &str) -> Vec<ProjectNotice> {
     let mut notices = Vec::new();
-    let mut within = WithinOffice::new(state, office);
     // The projects registered by or located at an office of the page's
-    // region, from the index.
+    // region: the index lists exactly those.
     let ids: BTreeSet<&str> = listed_in_region(state, office, &index.projects_by_place).into_iter().collect();
     for id in ids {
         let Some((id, project)) = projections.projects.get_key_value(id) else { continue };
         let facts = index.project(id);
-        let location = facts.and_then(|f| f.location.as_deref());
-        let located_here = location.is_some_and(|l| state.offices.contains_key(l) && within.contains(l));
-        if !located_here && !within.contains(&project.office) {
-            continue;
-        }
-        let location = match location {
+        let location = match facts.and_then(|f| f.location.as_deref()) {
             Some(l) if state.offices.contains_key(l) => village_label(&office_name(state, l)),
             Some(l) => l.to_string(),
             None => String::new(),

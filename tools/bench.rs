@@ -445,7 +445,7 @@ fn pages(dir: &std::path::Path, args: &[String]) {
         (0..reads).map(|n| first_byte_and_whole(&addr, &month[(n * 7919) % month.len()])).unzip();
     for (what, latencies) in [("its first byte", &mut firsts), ("its whole body", &mut wholes)] {
         latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let at = |q: usize| latencies[(latencies.len() * q / 1000).min(latencies.len() - 1)];
+        let at = |per_mille| at_per_mille(latencies, per_mille);
         println!("  {what}: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms", at(500), at(900), at(990));
     }
     // The same reads as the first pass once more: the first pass follows
@@ -471,11 +471,8 @@ fn page_compute(dir: &std::path::Path, args: &[String]) {
     let reads: usize = flag("--reads").and_then(|v| v.parse().ok()).unwrap_or(2000);
     let period = sunledger::date::Period::parse(flag("--period").map_or("2023-12", String::as_str))
         .expect("a period: YYYY, YYYY-Qn or YYYY-MM");
-    let ledger = waiting_for_lock(|| Ledger::open(dir));
+    let ledger = open_decoded(dir);
     let (state, projections) = (ledger.state(), ledger.projections());
-    let decoding = Instant::now();
-    let households = projections.households.values().count();
-    println!("{households} households decoded in {:.0} ms", decoding.elapsed().as_secs_f64() * 1000.0);
     let villages = offices_at(state, Level::Village);
     let query = sunledger::notice::NoticeQuery { program: None, period: Some(period) };
     let mut html_bytes = 0;
@@ -507,7 +504,7 @@ fn page_compute(dir: &std::path::Path, args: &[String]) {
         ("its HTML rendered", &mut renders),
     ] {
         latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let at = |q: usize| latencies[(latencies.len() * q / 1000).min(latencies.len() - 1)];
+        let at = |per_mille| at_per_mille(latencies, per_mille);
         println!(
             "{what}, in process: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms",
             at(500),
@@ -527,16 +524,10 @@ fn first_byte_and_whole(addr: &str, path: &str) -> (f64, f64) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
     let mut buffer = vec![0u8; 1 << 20];
-    let mut read = stream.read(&mut buffer).unwrap();
+    let read = stream.read(&mut buffer).unwrap();
     let first = sent.elapsed().as_secs_f64() * 1000.0;
     assert!(buffer[..read].starts_with(b"HTTP/1.1 200"), "{path}");
-    loop {
-        match stream.read(&mut buffer).unwrap() {
-            0 => break,
-            more => read += more,
-        }
-    }
-    assert!(read > 0);
+    while stream.read(&mut buffer).unwrap() > 0 {}
     (first, sent.elapsed().as_secs_f64() * 1000.0)
 }
 
@@ -545,15 +536,8 @@ fn first_byte_and_whole(addr: &str, path: &str) -> (f64, f64) {
 /// are evaluated under the read lock, so this is also how long a
 /// re-evaluation holds the writer back). Median of 3.
 fn rules_only(dir: &std::path::Path) {
-    let ledger = waiting_for_lock(|| Ledger::open(dir));
+    let ledger = open_decoded(dir);
     let (state, projections) = (ledger.state(), ledger.projections());
-    let decoding = Instant::now();
-    let households = projections.households.values().count();
-    println!(
-        "{} events; {households} households decoded in {:.0} ms",
-        state.size,
-        decoding.elapsed().as_secs_f64() * 1000.0
-    );
     let policy = sunledger::policy::Policy::default();
     let mut times: Vec<f64> = (0..3)
         .map(|_| {
@@ -618,7 +602,27 @@ fn read_latencies(
         })
         .collect();
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (latencies[latencies.len() / 2], latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)])
+    (at_per_mille(&latencies, 500), at_per_mille(&latencies, 990))
+}
+
+/// The value `per_mille` thousandths of the way up `sorted` (ascending):
+/// 500 the median, 990 p99, 1000 the largest.
+fn at_per_mille(sorted: &[f64], per_mille: usize) -> f64 {
+    sorted[(sorted.len() * per_mille / 1000).min(sorted.len() - 1)]
+}
+
+/// Opens the ledger in `dir` and decodes every household the reopen left
+/// encoded (what the server's warm-up does), printing how long that took.
+fn open_decoded(dir: &std::path::Path) -> Ledger {
+    let ledger = waiting_for_lock(|| Ledger::open(dir));
+    let decoding = Instant::now();
+    let households = ledger.projections().households.values().count();
+    println!(
+        "{} events; {households} households decoded in {:.0} ms",
+        ledger.state().size,
+        decoding.elapsed().as_secs_f64() * 1000.0
+    );
+    ledger
 }
 
 fn scale(args: &[String]) {
