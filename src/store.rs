@@ -9,8 +9,29 @@
 //! an accelerator written after the flush (below), never the truth.
 //! Never: judges events (that is `validate`).
 //!
-//! Key layout (one sled tree, prefixes keep kinds apart and records ordered):
-//!   `r` u64be(seq)        → i64be(recorded_at_ms) ‖ hash(32) ‖ envelope bytes as received
+//! Records (the envelopes as received) live in an append-only file pair
+//! beside sled, not in sled (`RecordLog`): sled 0.34 kept 2.6 bytes on disk
+//! for every byte written to it, which put a province ledger at 3.2 times
+//! its envelopes' size. The write path of one group:
+//!   1. append the group's records to `records.log` and their end offsets to
+//!      `records.idx`, and `fdatasync` both;
+//!   2. write the group's index entries, Merkle nodes, head and checkpoint in
+//!      one sled batch and flush it.
+//! The head in sled is the commit point: it names how many records the
+//! chain holds. At open, anything in the two files past the head's size is
+//! the tail of a group that never committed (a crash between 1 and 2) and is
+//! cut off; fewer records than the head names is damage, and the open fails
+//! rather than serve a shorter chain. Readers see only records of committed
+//! groups (`RecordLog::visible`).
+//!
+//! `records.log`: for each record, i64be(recorded_at_ms) ‖ hash(32) ‖
+//! envelope bytes as received, back to back. `records.idx`: for each record,
+//! u64le(the offset in `records.log` where it ends); record `seq` spans
+//! `[end(seq - 1), end(seq))`.
+//!
+//! Key layout in sled (one tree, prefixes keep kinds apart):
+//!   `r` u64be(seq)        → (stores written before 2026-12-01 only, which keep their records here: `RecordsIn::Sled`)
+//!                           i64be(recorded_at_ms) ‖ hash(32) ‖ envelope bytes as received
 //!   `e` event id          → `IndexedEvent`, binary (`encode_event`; JSON in stores written before 2026-11-30)
 //!   `h`                   → JSON `Head`
 //!   `m` u8(level) u64be(i)→ Merkle interior node hash (32), level ≥ 4 (`ledger::MERKLE_STORED_LEVEL_MIN`; lower ones are recomputed from the records' hashes)
@@ -230,9 +251,239 @@ pub fn decode_event(value: &[u8]) -> Result<IndexedEvent, StorageError> {
     Ok(IndexedEvent { seq, payload_digest, kind, office, account, amount_fen })
 }
 
-/// sled 0.34.7 in a local directory, and the snapshot file beside it.
+/// The file of records, beside sled's files.
+pub const RECORD_LOG_FILE: &str = "records.log";
+/// The file of the records' end offsets in `RECORD_LOG_FILE`.
+pub const RECORD_INDEX_FILE: &str = "records.idx";
+/// Bytes of a record before its envelope: recorded_at_ms and hash.
+const RECORD_HEADER_BYTES: usize = 40;
+/// Records a sequential read (`records_from`) takes per pair of reads.
+const RECORDS_PER_READ: u64 = 512;
+
+/// Where a store keeps its records.
+enum RecordsIn {
+    /// Under sled's `r` keys: stores written before 2026-12-01. They keep
+    /// doing so (no migration), so an old store opens as it was.
+    Sled,
+    Log(RecordLog),
+}
+
+/// The append-only record files (module docs: the write path).
+struct RecordLog {
+    log: std::fs::File,
+    index: std::fs::File,
+    /// Records of committed groups: what readers may see.
+    visible: std::sync::atomic::AtomicU64,
+    /// The writer's view of the files.
+    tail: std::sync::Mutex<LogTail>,
+}
+
+struct LogTail {
+    /// Records of committed groups, and where the last of them ends.
+    records: u64,
+    bytes: u64,
+    /// A commit failed after writing to the files: cut them back to the
+    /// committed length before the next write.
+    dirty: bool,
+}
+
+fn read_end(index: &std::fs::File, seq: u64) -> std::io::Result<u64> {
+    use std::os::unix::fs::FileExt as _;
+    let mut end = [0; 8];
+    index.read_exact_at(&mut end, seq * 8)?;
+    Ok(u64::from_le_bytes(end))
+}
+
+impl RecordLog {
+    /// Opens (creating them if absent) the files in `directory` and cuts off
+    /// whatever lies past the `committed` records the head names.
+    fn open(directory: &Path, committed: u64) -> Result<RecordLog, StorageError> {
+        let open = |name: &str| {
+            let path = directory.join(name);
+            let existed = path.exists();
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map(|file| (file, existed))
+                .map_err(|e| storage(format!("cannot open {}: {e}", path.display())))
+        };
+        let (log, log_existed) = open(RECORD_LOG_FILE)?;
+        let (index, index_existed) = open(RECORD_INDEX_FILE)?;
+        if !(log_existed && index_existed) {
+            // The new files' names must survive a crash too.
+            std::fs::File::open(directory).and_then(|d| d.sync_all()).map_err(storage)?;
+        }
+        let length = |file: &std::fs::File| file.metadata().map(|m| m.len()).map_err(storage);
+        let index_length = length(&index)?;
+        if index_length < committed * 8 {
+            return Err(storage(format!(
+                "{RECORD_INDEX_FILE} holds {} records but the head names {committed}: acknowledged records are missing",
+                index_length / 8
+            )));
+        }
+        let bytes = match committed {
+            0 => 0,
+            n => read_end(&index, n - 1).map_err(storage)?,
+        };
+        let log_length = length(&log)?;
+        if log_length < bytes {
+            return Err(storage(format!(
+                "{RECORD_LOG_FILE} holds {log_length} bytes but its {committed} committed records end at {bytes}"
+            )));
+        }
+        let record_log = RecordLog {
+            log,
+            index,
+            visible: committed.into(),
+            tail: std::sync::Mutex::new(LogTail { records: committed, bytes, dirty: true }),
+        };
+        record_log.cut_back(&mut record_log.tail.lock().unwrap_or_else(|e| e.into_inner()))?;
+        Ok(record_log)
+    }
+
+    /// Cuts both files back to the committed records when a crash or a
+    /// failed commit left more behind.
+    fn cut_back(&self, tail: &mut LogTail) -> Result<(), StorageError> {
+        if tail.dirty {
+            self.index.set_len(tail.records * 8).map_err(storage)?;
+            self.log.set_len(tail.bytes).map_err(storage)?;
+            tail.dirty = false;
+        }
+        Ok(())
+    }
+
+    fn visible(&self) -> u64 {
+        self.visible.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The span of record `seq` in the log.
+    fn span(&self, seq: u64) -> std::io::Result<(u64, u64)> {
+        use std::os::unix::fs::FileExt as _;
+        if seq == 0 {
+            return Ok((0, read_end(&self.index, 0)?));
+        }
+        let mut ends = [0; 16];
+        self.index.read_exact_at(&mut ends, (seq - 1) * 8)?;
+        let end = |i: usize| u64::from_le_bytes(ends[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+        Ok((end(0), end(1)))
+    }
+
+    fn record(&self, seq: u64) -> Result<Option<StoredRecord>, StorageError> {
+        use std::os::unix::fs::FileExt as _;
+        if seq >= self.visible() {
+            return Ok(None);
+        }
+        let (start, end) = self.span(seq).map_err(storage)?;
+        let mut bytes = vec![0; end.checked_sub(start).ok_or_else(|| damaged_record(seq))? as usize];
+        self.log.read_exact_at(&mut bytes, start).map_err(storage)?;
+        split_record(seq, bytes).map(Some)
+    }
+
+    /// Appends the group's records (module docs, step 1); they become
+    /// visible with `publish`, after the group's sled batch is durable.
+    fn append(&self, tail: &mut LogTail, records: &[StoredRecord]) -> Result<(u64, u64), StorageError> {
+        use std::os::unix::fs::FileExt as _;
+        self.cut_back(tail)?;
+        let mut bytes = Vec::with_capacity(records.iter().map(|r| RECORD_HEADER_BYTES + r.envelope_bytes.len()).sum());
+        let mut ends = Vec::with_capacity(records.len() * 8);
+        for (expected, record) in (tail.records..).zip(records) {
+            if record.seq != expected {
+                return Err(storage(format!("record {} appended where {expected} is due", record.seq)));
+            }
+            bytes.extend_from_slice(&record.recorded_at_ms.to_be_bytes());
+            bytes.extend_from_slice(&record.hash);
+            bytes.extend_from_slice(&record.envelope_bytes);
+            ends.extend_from_slice(&(tail.bytes + bytes.len() as u64).to_le_bytes());
+        }
+        tail.dirty = true;
+        self.log.write_all_at(&bytes, tail.bytes).map_err(storage)?;
+        self.index.write_all_at(&ends, tail.records * 8).map_err(storage)?;
+        self.log.sync_data().map_err(storage)?;
+        self.index.sync_data().map_err(storage)?;
+        Ok((tail.records + records.len() as u64, tail.bytes + bytes.len() as u64))
+    }
+
+    fn publish(&self, tail: &mut LogTail, (records, bytes): (u64, u64)) {
+        *tail = LogTail { records, bytes, dirty: false };
+        self.visible.store(records, std::sync::atomic::Ordering::Release);
+    }
+
+    fn size_on_disk(&self) -> u64 {
+        [&self.log, &self.index].iter().map(|f| f.metadata().map(|m| m.len()).unwrap_or(0)).sum()
+    }
+}
+
+fn damaged_record(seq: u64) -> StorageError {
+    StorageError(format!("damaged record {seq}"))
+}
+
+/// A record's bytes as the log holds them, split into its parts.
+fn split_record(seq: u64, mut bytes: Vec<u8>) -> Result<StoredRecord, StorageError> {
+    if bytes.len() < RECORD_HEADER_BYTES {
+        return Err(damaged_record(seq));
+    }
+    let recorded_at_ms = i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let hash: Hash = bytes[8..40].try_into().expect("32 bytes");
+    bytes.drain(..RECORD_HEADER_BYTES);
+    Ok(StoredRecord { seq, recorded_at_ms, hash, envelope_bytes: bytes })
+}
+
+/// Records with seq ≥ `next` that were visible when the read began, read
+/// `RECORDS_PER_READ` at a time (one read of their ends, one of their bytes).
+struct LogRecords<'a> {
+    log: &'a RecordLog,
+    next: u64,
+    end: u64,
+    batch: std::collections::VecDeque<StoredRecord>,
+    failed: bool,
+}
+
+impl LogRecords<'_> {
+    fn fill(&mut self) -> Result<(), StorageError> {
+        use std::os::unix::fs::FileExt as _;
+        let count = (self.end - self.next).min(RECORDS_PER_READ);
+        let first = self.next.saturating_sub(1);
+        let mut raw = vec![0; ((self.next - first + count) * 8) as usize];
+        self.log.index.read_exact_at(&mut raw, first * 8).map_err(storage)?;
+        let mut ends: Vec<u64> =
+            raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
+        if self.next == 0 {
+            ends.insert(0, 0);
+        }
+        let (start, stop) = (ends[0], ends[ends.len() - 1]);
+        let mut bytes = vec![0; stop.checked_sub(start).ok_or_else(|| damaged_record(self.next))? as usize];
+        self.log.log.read_exact_at(&mut bytes, start).map_err(storage)?;
+        for (seq, pair) in (self.next..).zip(ends.windows(2)) {
+            let (from, to) = (pair[0].wrapping_sub(start) as usize, pair[1].wrapping_sub(start) as usize);
+            let part = bytes.get(from..to).ok_or_else(|| damaged_record(seq))?;
+            self.batch.push_back(split_record(seq, part.to_vec())?);
+        }
+        self.next += count;
+        Ok(())
+    }
+}
+
+impl Iterator for LogRecords<'_> {
+    type Item = Result<StoredRecord, StorageError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.batch.is_empty() && self.next < self.end && !self.failed {
+            if let Err(error) = self.fill() {
+                self.failed = true;
+                return Some(Err(error));
+            }
+        }
+        self.batch.pop_front().map(Ok)
+    }
+}
+
+/// sled 0.34.7 in a local directory, the record files and the snapshot file
+/// beside it.
 pub struct SledStore {
     db: sled::Db,
+    records: RecordsIn,
     directory: std::path::PathBuf,
 }
 
@@ -246,7 +497,7 @@ impl SledStore {
             let opened =
                 sled::Config::new().path(directory).cache_capacity(CACHE_BYTES).mode(sled::Mode::HighThroughput).open();
             match opened {
-                Ok(db) => return Ok(SledStore { db, directory: directory.to_path_buf() }),
+                Ok(db) => return SledStore::with_db(db, directory),
                 Err(sled::Error::Io(error))
                     if error.to_string().contains("lock") && started.elapsed().as_millis() < LOCK_WAIT_MS_MAX =>
                 {
@@ -261,6 +512,22 @@ impl SledStore {
 }
 
 impl SledStore {
+    fn with_db(db: sled::Db, directory: &Path) -> Result<SledStore, StorageError> {
+        let records_in_sled = db.scan_prefix([RECORD_PREFIX]).next().is_some();
+        let records = if records_in_sled {
+            RecordsIn::Sled
+        } else {
+            let committed = match db.get(HEAD_KEY).map_err(storage)? {
+                None => 0,
+                Some(bytes) => {
+                    serde_json::from_slice::<Head>(&bytes).map_err(|e| storage(format!("damaged head: {e}")))?.size
+                }
+            };
+            RecordsIn::Log(RecordLog::open(directory, committed)?)
+        };
+        Ok(SledStore { db, records, directory: directory.to_path_buf() })
+    }
+
     /// Replaces the snapshot file atomically: temporary file, fsync, rename,
     /// fsync of the directory (so the rename itself survives a crash).
     fn write_snapshot(&self, bytes: &[u8]) -> std::io::Result<()> {
@@ -288,6 +555,9 @@ impl Store for SledStore {
     }
 
     fn record(&self, seq: u64) -> Result<Option<StoredRecord>, StorageError> {
+        if let RecordsIn::Log(log) = &self.records {
+            return log.record(seq);
+        }
         let key = record_key(seq);
         match self.db.get(key).map_err(storage)? {
             None => Ok(None),
@@ -296,6 +566,11 @@ impl Store for SledStore {
     }
 
     fn records_from(&self, from: u64) -> Box<dyn Iterator<Item = Result<StoredRecord, StorageError>> + '_> {
+        if let RecordsIn::Log(log) = &self.records {
+            let end = log.visible();
+            let batch = std::collections::VecDeque::new();
+            return Box::new(LogRecords { log, next: from.min(end), end, batch, failed: false });
+        }
         let end = [RECORD_PREFIX + 1];
         Box::new(
             self.db
@@ -358,8 +633,20 @@ impl Store for SledStore {
 
     fn commit(&self, group: CommitGroup) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
-        for record in &group.records {
-            batch.insert(&record_key(record.seq)[..], encode_record(record));
+        // The writer's hold on the record files, and where they will end
+        // once this group commits.
+        let mut appended = None;
+        match &self.records {
+            RecordsIn::Sled => {
+                for record in &group.records {
+                    batch.insert(&record_key(record.seq)[..], encode_record(record));
+                }
+            }
+            RecordsIn::Log(log) => {
+                let mut tail = log.tail.lock().unwrap_or_else(|e| e.into_inner());
+                let ends = if group.records.is_empty() { None } else { Some(log.append(&mut tail, &group.records)?) };
+                appended = Some((log, tail, ends));
+            }
         }
         for (id, event) in &group.events {
             batch.insert(event_key(id), encode_event(event));
@@ -380,6 +667,9 @@ impl Store for SledStore {
         }
         self.db.apply_batch(batch).map_err(storage)?;
         self.db.flush().map_err(storage)?;
+        if let Some((log, mut tail, Some(ends))) = appended {
+            log.publish(&mut tail, ends);
+        }
         if let Some(snapshot) = group.snapshot {
             // The group is durable: a snapshot that cannot be written costs a
             // longer replay at the next open, not the group.
@@ -392,7 +682,11 @@ impl Store for SledStore {
 
     fn size_on_disk(&self) -> Option<u64> {
         let snapshot = std::fs::metadata(self.directory.join(SNAPSHOT_FILE)).map(|m| m.len()).unwrap_or(0);
-        self.db.size_on_disk().ok().map(|sled| sled + snapshot)
+        let records = match &self.records {
+            RecordsIn::Sled => 0,
+            RecordsIn::Log(log) => log.size_on_disk(),
+        };
+        self.db.size_on_disk().ok().map(|sled| sled + snapshot + records)
     }
 }
 

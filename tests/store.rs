@@ -256,3 +256,111 @@ fn a_household_found_damaged_after_the_reopen_sets_the_snapshot_aside_and_the_ne
     assert_eq!(reopened.projections(), reference.projections());
     assert_eq!(reopened.state(), reference.state());
 }
+
+/// Every record's envelope, and the state, of the ledger in `dir`; with `hashes`, the records' chain
+/// hashes too (they cover the time each record was taken, so two ledgers fed the same lines differ).
+fn records_and_state(dir: &std::path::Path, hashes: bool) -> (Vec<Vec<u8>>, sunledger::state::State) {
+    let ledger = sunledger::ledger::Ledger::open(dir).unwrap();
+    let mut records = Vec::new();
+    for record in ledger.store().records_from(0) {
+        let record = record.unwrap();
+        records.push(record.envelope_bytes);
+        if hashes {
+            records.push(record.hash.to_vec());
+        }
+    }
+    (records, ledger.state().clone())
+}
+
+#[test]
+fn records_past_the_head_are_the_tail_of_a_group_that_never_committed_and_are_cut_off() {
+    // Goal: a crash after a group's records reached records.log/records.idx but before sled's batch
+    // (the commit point) leaves bytes past the head. The next open cuts them off: the ledger is what
+    // was acknowledged, record reads stop at the head, and later appends land where the cut was.
+    let lines = vector_lines();
+    let dir = tempfile::tempdir().unwrap();
+    append_and_snapshot(dir.path(), &lines[..10]);
+    let before = records_and_state(dir.path(), true);
+    let log = dir.path().join(sunledger::store::RECORD_LOG_FILE);
+    let index = dir.path().join(sunledger::store::RECORD_INDEX_FILE);
+    let (log_length, index_length) = (std::fs::metadata(&log).unwrap().len(), std::fs::metadata(&index).unwrap().len());
+    assert_eq!(index_length, 10 * 8, "one end offset per record");
+    // What a crash between the two steps leaves: a whole record and a torn end offset after it.
+    let mut torn = std::fs::read(&log).unwrap();
+    torn.extend_from_slice(&vec![7; 900]);
+    std::fs::write(&log, torn).unwrap();
+    let mut ends = std::fs::read(&index).unwrap();
+    ends.extend_from_slice(&(log_length + 900).to_le_bytes());
+    ends.extend_from_slice(&[1, 2, 3]);
+    std::fs::write(&index, ends).unwrap();
+    {
+        let store = sunledger::store::SledStore::open(dir.path()).unwrap();
+        assert!(store.record(9).unwrap().is_some());
+        assert!(store.record(10).unwrap().is_none(), "nothing past the head is read");
+        assert_eq!(store.records_from(0).count(), 10);
+        assert_eq!(store.records_from(10).count(), 0);
+        assert_eq!(store.records_from(99).count(), 0);
+    }
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), log_length, "the uncommitted tail is cut off");
+    assert_eq!(std::fs::metadata(&index).unwrap().len(), index_length);
+    assert!(records_and_state(dir.path(), true) == before, "the ledger is what was acknowledged");
+    // Appending after the cut gives the same ledger as appending without a crash.
+    let state = append_and_snapshot(dir.path(), &lines[10..]);
+    let straight = tempfile::tempdir().unwrap();
+    assert_eq!(append_and_snapshot(straight.path(), &lines), state);
+    assert!(records_and_state(dir.path(), false) == records_and_state(straight.path(), false));
+    let length = |dir: &std::path::Path| std::fs::metadata(dir.join(sunledger::store::RECORD_LOG_FILE)).unwrap().len();
+    assert_eq!(length(dir.path()), length(straight.path()), "nothing of the cut tail is left between records");
+}
+
+#[test]
+fn a_record_file_shorter_than_the_head_stops_the_open_instead_of_serving_a_shorter_chain() {
+    // Goal: acknowledged records missing from records.idx or records.log (damage, or a file copied
+    // short) fail the open with an error naming the file; they are never silently dropped.
+    let lines = vector_lines();
+    for (file, keep) in [(sunledger::store::RECORD_INDEX_FILE, 9 * 8), (sunledger::store::RECORD_LOG_FILE, 100)] {
+        let dir = tempfile::tempdir().unwrap();
+        append_and_snapshot(dir.path(), &lines[..10]);
+        let path = dir.path().join(file);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..keep]).unwrap();
+        let error = sunledger::ledger::Ledger::open(dir.path()).err().expect("the open fails");
+        assert!(error.0.contains(file), "{}", error.0);
+        assert_eq!(std::fs::read(&path).unwrap(), bytes[..keep], "a failed open cuts nothing");
+    }
+}
+
+#[test]
+fn a_store_that_keeps_its_records_in_sled_opens_reads_and_appends_as_before() {
+    // Goal: stores written before the record files (records under sled's `r` keys) still open to the
+    // same ledger, read their records and take new ones, in sled: they are not split across two places.
+    let lines = vector_lines();
+    let new = tempfile::tempdir().unwrap();
+    append_and_snapshot(new.path(), &lines[..12]);
+    let old = tempfile::tempdir().unwrap();
+    {
+        // The old layout: everything the new store has in sled, and each record under `r` u64be(seq).
+        let store = sunledger::store::SledStore::open(new.path()).unwrap();
+        let records: Vec<_> = store.records_from(0).map(Result::unwrap).collect();
+        drop(store);
+        let from = sled::open(new.path()).unwrap();
+        let to = sled::open(old.path()).unwrap();
+        for item in from.iter() {
+            let (key, value) = item.unwrap();
+            to.insert(key, value).unwrap();
+        }
+        for record in records {
+            let mut key = vec![b'r'];
+            key.extend_from_slice(&record.seq.to_be_bytes());
+            let value = [&record.recorded_at_ms.to_be_bytes()[..], &record.hash, &record.envelope_bytes].concat();
+            to.insert(key, value).unwrap();
+        }
+        to.flush().unwrap();
+    }
+    assert!(records_and_state(old.path(), true) == records_and_state(new.path(), true), "the old store reads the same");
+    assert_eq!(append_and_snapshot(old.path(), &lines[12..]), append_and_snapshot(new.path(), &lines[12..]));
+    assert!(records_and_state(old.path(), false) == records_and_state(new.path(), false));
+    assert!(!old.path().join(sunledger::store::RECORD_LOG_FILE).exists(), "the old store keeps its records in sled");
+    let db = sled::open(old.path()).unwrap();
+    assert_eq!(db.scan_prefix(b"r").count(), lines.len());
+}
