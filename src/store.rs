@@ -2,36 +2,37 @@
 //! default.
 //!
 //! Owns: key layout, atomic commits and durability. Invariant: `commit`
-//! writes a whole group (records, event index, Merkle nodes, head,
-//! checkpoint) in one atomic batch and returns only after it is flushed to
-//! disk, so after a crash the store holds a prefix of acknowledged groups,
-//! 100% or 0% of each. The state snapshot is not part of that batch: it is
+//! makes a whole group (records, event index, Merkle nodes, head,
+//! checkpoint) durable — the records in `records.log`, the rest in one
+//! atomic sled batch whose head commits them — and returns only after both
+//! are flushed to disk, so after a crash the store holds a prefix of
+//! acknowledged groups, 100% or 0% of each. The state snapshot is not part of that batch: it is
 //! an accelerator written after the flush (below), never the truth.
 //! Never: judges events (that is `validate`).
 //!
-//! Records (the envelopes as received) live in an append-only file pair
-//! beside sled, not in sled (`RecordLog`): sled 0.34 kept 2.6 bytes on disk
-//! for every byte written to it, which put a province ledger at 3.2 times
-//! its envelopes' size. The write path of one group:
-//!   1. append the group's records to `records.log` and their end offsets to
-//!      `records.idx`, and `fdatasync` both;
-//!   2. write the group's index entries, Merkle nodes, head and checkpoint in
-//!      one sled batch and flush it.
+//! Records (the envelopes as received) live in an append-only file beside
+//! sled, not in sled (`RecordLog`): sled 0.34 kept 2.6 bytes on disk for
+//! every byte written to it, which put a province ledger at 3.2 times its
+//! envelopes' size. The write path of one group:
+//!   1. append the group's records to `records.log` and `fdatasync` it;
+//!   2. write the records' places in the file, the group's event-index
+//!      entries, Merkle nodes, head and checkpoint in one sled batch and
+//!      flush it.
 //! The head in sled is the commit point: it names how many records the
-//! chain holds. At open, anything in the two files past the head's size is
-//! the tail of a group that never committed (a crash between 1 and 2) and is
-//! cut off; fewer records than the head names is damage, and the open fails
-//! rather than serve a shorter chain. Readers see only records of committed
-//! groups (`RecordLog::visible`).
+//! chain holds, and the places say where they end. At open, anything in the
+//! file past the last committed record is the tail of a group that never
+//! committed (a crash between 1 and 2) and is cut off; a file shorter than
+//! that is damage, and the open fails rather than serve a shorter chain.
+//! Readers see only records of committed groups (`RecordLog::visible`).
 //!
 //! `records.log`: for each record, i64be(recorded_at_ms) ‖ hash(32) ‖
-//! envelope bytes as received, back to back. `records.idx`: for each record,
-//! u64le(the offset in `records.log` where it ends); record `seq` spans
-//! `[end(seq - 1), end(seq))`.
+//! envelope bytes as received, back to back, nothing between them.
 //!
 //! Key layout in sled (one tree, prefixes keep kinds apart):
 //!   `r` u64be(seq)        → (stores written before 2026-12-01 only, which keep their records here: `RecordsIn::Sled`)
 //!                           i64be(recorded_at_ms) ‖ hash(32) ‖ envelope bytes as received
+//!   `x` u64be(seq / 64)   → where that chunk of 64 records starts in `records.log`, then where each of its records
+//!                           ends: u64le each (`Ends`); the last chunk is rewritten as records join it
 //!   `e` event id          → `IndexedEvent`, binary (`encode_event`; JSON in stores written before 2026-11-30)
 //!   `h`                   → JSON `Head`
 //!   `m` u8(level) u64be(i)→ Merkle interior node hash (32), level ≥ 4 (`ledger::MERKLE_STORED_LEVEL_MIN`; lower ones are recomputed from the records' hashes)
@@ -253,12 +254,17 @@ pub fn decode_event(value: &[u8]) -> Result<IndexedEvent, StorageError> {
 
 /// The file of records, beside sled's files.
 pub const RECORD_LOG_FILE: &str = "records.log";
-/// The file of the records' end offsets in `RECORD_LOG_FILE`.
-pub const RECORD_INDEX_FILE: &str = "records.idx";
 /// Bytes of a record before its envelope: recorded_at_ms and hash.
 const RECORD_HEADER_BYTES: usize = 40;
-/// Records a sequential read (`records_from`) takes per pair of reads.
-const RECORDS_PER_READ: u64 = 512;
+/// Records whose places one sled value holds (`ENDS_PREFIX`).
+const ENDS_PER_CHUNK: u64 = 64;
+const ENDS_PREFIX: u8 = b'x';
+
+fn ends_key(chunk: u64) -> [u8; 9] {
+    let mut key = [ENDS_PREFIX; 9];
+    key[1..].copy_from_slice(&chunk.to_be_bytes());
+    key
+}
 
 /// Where a store keeps its records.
 enum RecordsIn {
@@ -268,13 +274,44 @@ enum RecordsIn {
     Log(RecordLog),
 }
 
-/// The append-only record files (module docs: the write path).
+/// The places of one chunk's records in the log: where its first record
+/// starts, then where each record ends. Stored as u64le values, back to
+/// back, under `x` u64be(seq / ENDS_PER_CHUNK).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Ends {
+    start: u64,
+    ends: Vec<u64>,
+}
+
+impl Ends {
+    fn decode(chunk: u64, value: &[u8]) -> Result<Ends, StorageError> {
+        let words: Vec<u64> =
+            value.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))).collect();
+        let sorted = words.windows(2).all(|pair| pair[0] <= pair[1]);
+        if value.len() % 8 != 0 || words.len() < 2 || words.len() as u64 > ENDS_PER_CHUNK + 1 || !sorted {
+            return Err(storage(format!("damaged record places (chunk {chunk})")));
+        }
+        Ok(Ends { start: words[0], ends: words[1..].to_vec() })
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        std::iter::once(self.start).chain(self.ends.iter().copied()).flat_map(u64::to_le_bytes).collect()
+    }
+
+    /// The span in the log of the chunk's `i`th record.
+    fn span(&self, i: usize) -> Option<(u64, u64)> {
+        let start = if i == 0 { self.start } else { *self.ends.get(i - 1)? };
+        Some((start, *self.ends.get(i)?))
+    }
+}
+
+/// The append-only record file (module docs: the write path).
 struct RecordLog {
+    db: sled::Db,
     log: std::fs::File,
-    index: std::fs::File,
     /// Records of committed groups: what readers may see.
     visible: std::sync::atomic::AtomicU64,
-    /// The writer's view of the files.
+    /// The writer's view of the file.
     tail: std::sync::Mutex<LogTail>,
 }
 
@@ -282,73 +319,79 @@ struct LogTail {
     /// Records of committed groups, and where the last of them ends.
     records: u64,
     bytes: u64,
-    /// A commit failed after writing to the files: cut them back to the
+    /// The places of the records in the last, unfinished chunk.
+    open_chunk: Ends,
+    /// A commit failed after writing to the file: cut it back to the
     /// committed length before the next write.
     dirty: bool,
 }
 
-fn read_end(index: &std::fs::File, seq: u64) -> std::io::Result<u64> {
-    use std::os::unix::fs::FileExt as _;
-    let mut end = [0; 8];
-    index.read_exact_at(&mut end, seq * 8)?;
-    Ok(u64::from_le_bytes(end))
-}
-
 impl RecordLog {
-    /// Opens (creating them if absent) the files in `directory` and cuts off
+    /// Opens (creating it if absent) the file in `directory` and cuts off
     /// whatever lies past the `committed` records the head names.
-    fn open(directory: &Path, committed: u64) -> Result<RecordLog, StorageError> {
-        let open = |name: &str| {
-            let path = directory.join(name);
-            let existed = path.exists();
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map(|file| (file, existed))
-                .map_err(|e| storage(format!("cannot open {}: {e}", path.display())))
-        };
-        let (log, log_existed) = open(RECORD_LOG_FILE)?;
-        let (index, index_existed) = open(RECORD_INDEX_FILE)?;
-        if !(log_existed && index_existed) {
-            // The new files' names must survive a crash too.
+    fn open(db: sled::Db, directory: &Path, committed: u64) -> Result<RecordLog, StorageError> {
+        let path = directory.join(RECORD_LOG_FILE);
+        let existed = path.exists();
+        let log = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| storage(format!("cannot open {}: {e}", path.display())))?;
+        if !existed {
+            // The new file's name must survive a crash too.
             std::fs::File::open(directory).and_then(|d| d.sync_all()).map_err(storage)?;
         }
-        let length = |file: &std::fs::File| file.metadata().map(|m| m.len()).map_err(storage);
-        let index_length = length(&index)?;
-        if index_length < committed * 8 {
-            return Err(storage(format!(
-                "{RECORD_INDEX_FILE} holds {} records but the head names {committed}: acknowledged records are missing",
-                index_length / 8
-            )));
-        }
-        let bytes = match committed {
-            0 => 0,
-            n => read_end(&index, n - 1).map_err(storage)?,
+        let record_log = RecordLog {
+            db,
+            log,
+            visible: committed.into(),
+            tail: std::sync::Mutex::new(LogTail {
+                records: committed,
+                bytes: 0,
+                open_chunk: Ends::default(),
+                dirty: true,
+            }),
         };
-        let log_length = length(&log)?;
+        let (bytes, open_chunk) = match committed {
+            0 => (0, Ends::default()),
+            n => {
+                let missing =
+                    || storage(format!("the places of records before {n}, which the head names, are missing"));
+                let chunk = record_log.chunk((n - 1) / ENDS_PER_CHUNK)?.ok_or_else(missing)?;
+                let last = ((n - 1) % ENDS_PER_CHUNK) as usize;
+                let bytes = *chunk.ends.get(last).ok_or_else(missing)?;
+                let open = if n % ENDS_PER_CHUNK == 0 { Ends { start: bytes, ends: Vec::new() } } else { chunk };
+                (bytes, open)
+            }
+        };
+        let log_length = record_log.log.metadata().map(|m| m.len()).map_err(storage)?;
         if log_length < bytes {
             return Err(storage(format!(
-                "{RECORD_LOG_FILE} holds {log_length} bytes but its {committed} committed records end at {bytes}"
+                "{RECORD_LOG_FILE} holds {log_length} bytes but its {committed} committed records end at {bytes}: acknowledged records are missing"
             )));
         }
-        let record_log = RecordLog {
-            log,
-            index,
-            visible: committed.into(),
-            tail: std::sync::Mutex::new(LogTail { records: committed, bytes, dirty: true }),
-        };
-        record_log.cut_back(&mut record_log.tail.lock().unwrap_or_else(|e| e.into_inner()))?;
+        {
+            let mut tail = record_log.tail.lock().unwrap_or_else(|e| e.into_inner());
+            tail.bytes = bytes;
+            tail.open_chunk = open_chunk;
+            record_log.cut_back(&mut tail)?;
+        }
         Ok(record_log)
     }
 
-    /// Cuts both files back to the committed records when a crash or a
+    fn chunk(&self, chunk: u64) -> Result<Option<Ends>, StorageError> {
+        match self.db.get(ends_key(chunk)).map_err(storage)? {
+            None => Ok(None),
+            Some(value) => Ends::decode(chunk, &value).map(Some),
+        }
+    }
+
+    /// Cuts the file back to the committed records when a crash or a
     /// failed commit left more behind.
     fn cut_back(&self, tail: &mut LogTail) -> Result<(), StorageError> {
         if tail.dirty {
-            self.index.set_len(tail.records * 8).map_err(storage)?;
             self.log.set_len(tail.bytes).map_err(storage)?;
             tail.dirty = false;
         }
@@ -359,60 +402,66 @@ impl RecordLog {
         self.visible.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    /// The span of record `seq` in the log.
-    fn span(&self, seq: u64) -> std::io::Result<(u64, u64)> {
-        use std::os::unix::fs::FileExt as _;
-        if seq == 0 {
-            return Ok((0, read_end(&self.index, 0)?));
-        }
-        let mut ends = [0; 16];
-        self.index.read_exact_at(&mut ends, (seq - 1) * 8)?;
-        let end = |i: usize| u64::from_le_bytes(ends[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-        Ok((end(0), end(1)))
-    }
-
     fn record(&self, seq: u64) -> Result<Option<StoredRecord>, StorageError> {
         use std::os::unix::fs::FileExt as _;
         if seq >= self.visible() {
             return Ok(None);
         }
-        let (start, end) = self.span(seq).map_err(storage)?;
+        let missing = || storage(format!("the place of record {seq} is missing"));
+        let chunk = self.chunk(seq / ENDS_PER_CHUNK)?.ok_or_else(missing)?;
+        let (start, end) = chunk.span((seq % ENDS_PER_CHUNK) as usize).ok_or_else(missing)?;
         let mut bytes = vec![0; end.checked_sub(start).ok_or_else(|| damaged_record(seq))? as usize];
         self.log.read_exact_at(&mut bytes, start).map_err(storage)?;
         split_record(seq, bytes).map(Some)
     }
 
-    /// Appends the group's records (module docs, step 1); they become
-    /// visible with `publish`, after the group's sled batch is durable.
-    fn append(&self, tail: &mut LogTail, records: &[StoredRecord]) -> Result<(u64, u64), StorageError> {
+    /// Appends the group's records to the file and syncs it (module docs,
+    /// step 1), and adds their places to `batch` (step 2). They become
+    /// visible with `publish`, once the batch is durable.
+    fn append(
+        &self,
+        tail: &mut LogTail,
+        records: &[StoredRecord],
+        batch: &mut sled::Batch,
+    ) -> Result<LogTail, StorageError> {
         use std::os::unix::fs::FileExt as _;
         self.cut_back(tail)?;
         let mut bytes = Vec::with_capacity(records.iter().map(|r| RECORD_HEADER_BYTES + r.envelope_bytes.len()).sum());
-        let mut ends = Vec::with_capacity(records.len() * 8);
-        for (expected, record) in (tail.records..).zip(records) {
-            if record.seq != expected {
-                return Err(storage(format!("record {} appended where {expected} is due", record.seq)));
+        let mut chunk = tail.open_chunk.clone();
+        for (seq, record) in (tail.records..).zip(records) {
+            if record.seq != seq {
+                return Err(storage(format!("record {} appended where {seq} is due", record.seq)));
             }
             bytes.extend_from_slice(&record.recorded_at_ms.to_be_bytes());
             bytes.extend_from_slice(&record.hash);
             bytes.extend_from_slice(&record.envelope_bytes);
-            ends.extend_from_slice(&(tail.bytes + bytes.len() as u64).to_le_bytes());
+            let end = tail.bytes + bytes.len() as u64;
+            chunk.ends.push(end);
+            if chunk.ends.len() as u64 == ENDS_PER_CHUNK || seq + 1 == tail.records + records.len() as u64 {
+                batch.insert(&ends_key(seq / ENDS_PER_CHUNK)[..], chunk.encode());
+            }
+            if chunk.ends.len() as u64 == ENDS_PER_CHUNK {
+                chunk = Ends { start: end, ends: Vec::new() };
+            }
         }
         tail.dirty = true;
         self.log.write_all_at(&bytes, tail.bytes).map_err(storage)?;
-        self.index.write_all_at(&ends, tail.records * 8).map_err(storage)?;
         self.log.sync_data().map_err(storage)?;
-        self.index.sync_data().map_err(storage)?;
-        Ok((tail.records + records.len() as u64, tail.bytes + bytes.len() as u64))
+        Ok(LogTail {
+            records: tail.records + records.len() as u64,
+            bytes: tail.bytes + bytes.len() as u64,
+            open_chunk: chunk,
+            dirty: false,
+        })
     }
 
-    fn publish(&self, tail: &mut LogTail, (records, bytes): (u64, u64)) {
-        *tail = LogTail { records, bytes, dirty: false };
-        self.visible.store(records, std::sync::atomic::Ordering::Release);
+    fn publish(&self, tail: &mut LogTail, committed: LogTail) {
+        *tail = committed;
+        self.visible.store(tail.records, std::sync::atomic::Ordering::Release);
     }
 
     fn size_on_disk(&self) -> u64 {
-        [&self.log, &self.index].iter().map(|f| f.metadata().map(|m| m.len()).unwrap_or(0)).sum()
+        self.log.metadata().map(|m| m.len()).unwrap_or(0)
     }
 }
 
@@ -431,8 +480,8 @@ fn split_record(seq: u64, mut bytes: Vec<u8>) -> Result<StoredRecord, StorageErr
     Ok(StoredRecord { seq, recorded_at_ms, hash, envelope_bytes: bytes })
 }
 
-/// Records with seq ≥ `next` that were visible when the read began, read
-/// `RECORDS_PER_READ` at a time (one read of their ends, one of their bytes).
+/// Records with seq ≥ `next` that were visible when the read began, a
+/// chunk at a time (one sled read of their places, one read of the log).
 struct LogRecords<'a> {
     log: &'a RecordLog,
     next: u64,
@@ -444,24 +493,27 @@ struct LogRecords<'a> {
 impl LogRecords<'_> {
     fn fill(&mut self) -> Result<(), StorageError> {
         use std::os::unix::fs::FileExt as _;
-        let count = (self.end - self.next).min(RECORDS_PER_READ);
-        let first = self.next.saturating_sub(1);
-        let mut raw = vec![0; ((self.next - first + count) * 8) as usize];
-        self.log.index.read_exact_at(&mut raw, first * 8).map_err(storage)?;
-        let mut ends: Vec<u64> =
-            raw.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-        if self.next == 0 {
-            ends.insert(0, 0);
+        let number = self.next / ENDS_PER_CHUNK;
+        let missing = || storage(format!("the places of records from {} are missing", self.next));
+        let chunk = self.log.chunk(number)?.ok_or_else(missing)?;
+        let first = (self.next % ENDS_PER_CHUNK) as usize;
+        let last = (chunk.ends.len()).min((self.end - number * ENDS_PER_CHUNK) as usize);
+        if last <= first {
+            return Err(missing());
         }
-        let (start, stop) = (ends[0], ends[ends.len() - 1]);
+        let (start, _) = chunk.span(first).ok_or_else(missing)?;
+        let (_, stop) = chunk.span(last.checked_sub(1).ok_or_else(missing)?).ok_or_else(missing)?;
         let mut bytes = vec![0; stop.checked_sub(start).ok_or_else(|| damaged_record(self.next))? as usize];
         self.log.log.read_exact_at(&mut bytes, start).map_err(storage)?;
-        for (seq, pair) in (self.next..).zip(ends.windows(2)) {
-            let (from, to) = (pair[0].wrapping_sub(start) as usize, pair[1].wrapping_sub(start) as usize);
-            let part = bytes.get(from..to).ok_or_else(|| damaged_record(seq))?;
+        for i in first..last {
+            let seq = number * ENDS_PER_CHUNK + i as u64;
+            let (from, to) = chunk.span(i).ok_or_else(missing)?;
+            let part = bytes
+                .get(from.wrapping_sub(start) as usize..to.wrapping_sub(start) as usize)
+                .ok_or_else(|| damaged_record(seq))?;
             self.batch.push_back(split_record(seq, part.to_vec())?);
         }
-        self.next += count;
+        self.next = number * ENDS_PER_CHUNK + last as u64;
         Ok(())
     }
 }
@@ -523,7 +575,7 @@ impl SledStore {
                     serde_json::from_slice::<Head>(&bytes).map_err(|e| storage(format!("damaged head: {e}")))?.size
                 }
             };
-            RecordsIn::Log(RecordLog::open(directory, committed)?)
+            RecordsIn::Log(RecordLog::open(db.clone(), directory, committed)?)
         };
         Ok(SledStore { db, records, directory: directory.to_path_buf() })
     }
@@ -644,8 +696,12 @@ impl Store for SledStore {
             }
             RecordsIn::Log(log) => {
                 let mut tail = log.tail.lock().unwrap_or_else(|e| e.into_inner());
-                let ends = if group.records.is_empty() { None } else { Some(log.append(&mut tail, &group.records)?) };
-                appended = Some((log, tail, ends));
+                let committed = if group.records.is_empty() {
+                    None
+                } else {
+                    Some(log.append(&mut tail, &group.records, &mut batch)?)
+                };
+                appended = Some((log, tail, committed));
             }
         }
         for (id, event) in &group.events {
@@ -667,8 +723,8 @@ impl Store for SledStore {
         }
         self.db.apply_batch(batch).map_err(storage)?;
         self.db.flush().map_err(storage)?;
-        if let Some((log, mut tail, Some(ends))) = appended {
-            log.publish(&mut tail, ends);
+        if let Some((log, mut tail, Some(committed))) = appended {
+            log.publish(&mut tail, committed);
         }
         if let Some(snapshot) = group.snapshot {
             // The group is durable: a snapshot that cannot be written costs a
