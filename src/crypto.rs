@@ -166,7 +166,13 @@ mod tests {
             checked += 1;
             accepted += usize::from(expected);
         };
-        let order: [u8; 32] = curve25519_dalek::constants::BASEPOINT_ORDER.to_bytes();
+        // ℓ = 2^252 + 27742317777372353535851937790883648493, little-endian.
+        let mut order = [0u8; 32];
+        order[..16].copy_from_slice(&[
+            0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+        ]);
+        order[31] = 0x10;
+        assert_eq!(Scalar::from_bytes_mod_order(order), Scalar::ZERO);
         for seed in 0..24u8 {
             let signing = SigningKey::from_bytes(&[seed.wrapping_mul(37).wrapping_add(1); 32]);
             let key = signing.verifying_key();

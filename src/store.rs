@@ -18,6 +18,7 @@
 //!   2. write the records' places in the file, the group's event-index
 //!      entries, Merkle nodes, head and checkpoint in one sled batch and
 //!      flush it.
+//!
 //! The head in sled is the commit point: it names how many records the
 //! chain holds, and the places say where they end. At open, anything in the
 //! file past the last committed record is the tail of a group that never
