@@ -57,6 +57,14 @@ fn signatures(c: &mut Criterion) {
             }
         })
     });
+    group.bench_function("dalek verify_strict x64 (the same verdicts, R decompressed, one core)", |b| {
+        b.iter(|| {
+            for i in 0..BATCH {
+                let signature = Signature::from_bytes(&set.signatures[i]);
+                assert!(set.keys[i].verify_strict(black_box(&set.messages[i]), &signature).is_ok());
+            }
+        })
+    });
     group.bench_function("crypto::verify_many x64 (strict, all cores)", |b| {
         let items: Vec<sunledger::crypto::VerifyItem<'_>> = (0..BATCH)
             .map(|i| sunledger::crypto::VerifyItem {
