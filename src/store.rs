@@ -24,7 +24,10 @@
 //! file past the last committed record is the tail of a group that never
 //! committed (a crash between 1 and 2) and is cut off; a file shorter than
 //! that is damage, and the open fails rather than serve a shorter chain.
-//! Readers see only records of committed groups (`RecordLog::visible`).
+//! Readers see only records whose group's batch sled has taken
+//! (`RecordLog::visible`); a place read from sled that points past them is
+//! damage, reported as such. An open also checks that the head's last record
+//! is in the file with the head's hash before it cuts anything.
 //!
 //! `records.log`: for each record, i64be(recorded_at_ms) ‖ hash(32) ‖
 //! envelope bytes as received, back to back, nothing between them.
@@ -312,6 +315,9 @@ struct RecordLog {
     log: std::fs::File,
     /// Records of committed groups: what readers may see.
     visible: std::sync::atomic::AtomicU64,
+    /// Where the visible records end in the file (stored before `visible`
+    /// grows): no place read from sled may point past it.
+    visible_bytes: std::sync::atomic::AtomicU64,
     /// The writer's view of the file.
     tail: std::sync::Mutex<LogTail>,
 }
@@ -329,8 +335,10 @@ struct LogTail {
 
 impl RecordLog {
     /// Opens (creating it if absent) the file in `directory` and cuts off
-    /// whatever lies past the `committed` records the head names.
-    fn open(db: sled::Db, directory: &Path, committed: u64) -> Result<RecordLog, StorageError> {
+    /// whatever lies past the records the head names, once the last of them
+    /// is found in the file with the head's hash.
+    fn open(db: sled::Db, directory: &Path, head: &Head) -> Result<RecordLog, StorageError> {
+        let committed = head.size;
         let path = directory.join(RECORD_LOG_FILE);
         let existed = path.exists();
         let log = std::fs::OpenOptions::new()
@@ -347,7 +355,8 @@ impl RecordLog {
         let record_log = RecordLog {
             db,
             log,
-            visible: committed.into(),
+            visible: 0.into(),
+            visible_bytes: 0.into(),
             tail: std::sync::Mutex::new(LogTail {
                 records: committed,
                 bytes: 0,
@@ -362,7 +371,17 @@ impl RecordLog {
                     || storage(format!("the places of records before {n}, which the head names, are missing"));
                 let chunk = record_log.chunk((n - 1) / ENDS_PER_CHUNK)?.ok_or_else(missing)?;
                 let last = ((n - 1) % ENDS_PER_CHUNK) as usize;
-                let bytes = *chunk.ends.get(last).ok_or_else(missing)?;
+                // The chunk and the head are written in one batch, so it holds
+                // exactly the places up to the head's last record.
+                if chunk.ends.len() != last + 1 {
+                    return Err(storage(format!(
+                        "damaged record places: the chunk of record {} holds {} places, the head names {}",
+                        n - 1,
+                        chunk.ends.len(),
+                        last + 1
+                    )));
+                }
+                let bytes = chunk.ends[last];
                 let open = if n % ENDS_PER_CHUNK == 0 { Ends { start: bytes, ends: Vec::new() } } else { chunk };
                 (bytes, open)
             }
@@ -373,12 +392,20 @@ impl RecordLog {
                 "{RECORD_LOG_FILE} holds {log_length} bytes but its {committed} committed records end at {bytes}: acknowledged records are missing"
             )));
         }
-        {
-            let mut tail = record_log.tail.lock().unwrap_or_else(|e| e.into_inner());
-            tail.bytes = bytes;
-            tail.open_chunk = open_chunk;
-            record_log.cut_back(&mut tail)?;
+        let mut tail = LogTail { records: committed, bytes, open_chunk, dirty: true };
+        record_log.visible_bytes.store(bytes, std::sync::atomic::Ordering::Release);
+        record_log.visible.store(committed, std::sync::atomic::Ordering::Release);
+        // Nothing is cut unless the head's last record is where its places say.
+        if let Some(last) = committed.checked_sub(1) {
+            let stored = record_log.record(last)?.ok_or_else(|| damaged_record(last))?;
+            if stored.hash != head.last_hash {
+                return Err(storage(format!(
+                    "{RECORD_LOG_FILE} does not match the head: record {last} has another hash than the head names"
+                )));
+            }
         }
+        record_log.cut_back(&mut tail)?;
+        *record_log.tail.lock().unwrap_or_else(|e| e.into_inner()) = tail;
         Ok(record_log)
     }
 
@@ -403,6 +430,17 @@ impl RecordLog {
         self.visible.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// The length of the span `[start, end)` read for record `seq`, once it
+    /// is known to lie within the visible records (a damaged place must give
+    /// an error, not a huge allocation or a read of another record).
+    fn length(&self, seq: u64, start: u64, end: u64) -> Result<usize, StorageError> {
+        let limit = self.visible_bytes.load(std::sync::atomic::Ordering::Acquire);
+        match end.checked_sub(start) {
+            Some(length) if end <= limit => usize::try_from(length).map_err(|_| damaged_record(seq)),
+            _ => Err(damaged_record(seq)),
+        }
+    }
+
     fn record(&self, seq: u64) -> Result<Option<StoredRecord>, StorageError> {
         use std::os::unix::fs::FileExt as _;
         if seq >= self.visible() {
@@ -411,14 +449,14 @@ impl RecordLog {
         let missing = || storage(format!("the place of record {seq} is missing"));
         let chunk = self.chunk(seq / ENDS_PER_CHUNK)?.ok_or_else(missing)?;
         let (start, end) = chunk.span((seq % ENDS_PER_CHUNK) as usize).ok_or_else(missing)?;
-        let mut bytes = vec![0; end.checked_sub(start).ok_or_else(|| damaged_record(seq))? as usize];
+        let mut bytes = vec![0; self.length(seq, start, end)?];
         self.log.read_exact_at(&mut bytes, start).map_err(storage)?;
         split_record(seq, bytes).map(Some)
     }
 
     /// Appends the group's records to the file and syncs it (module docs,
     /// step 1), and adds their places to `batch` (step 2). They become
-    /// visible with `publish`, once the batch is durable.
+    /// visible with `publish`, once the batch is applied.
     fn append(
         &self,
         tail: &mut LogTail,
@@ -458,6 +496,7 @@ impl RecordLog {
 
     fn publish(&self, tail: &mut LogTail, committed: LogTail) {
         *tail = committed;
+        self.visible_bytes.store(tail.bytes, std::sync::atomic::Ordering::Release);
         self.visible.store(tail.records, std::sync::atomic::Ordering::Release);
     }
 
@@ -504,7 +543,7 @@ impl LogRecords<'_> {
         }
         let (start, _) = chunk.span(first).ok_or_else(missing)?;
         let (_, stop) = chunk.span(last.checked_sub(1).ok_or_else(missing)?).ok_or_else(missing)?;
-        let mut bytes = vec![0; stop.checked_sub(start).ok_or_else(|| damaged_record(self.next))? as usize];
+        let mut bytes = vec![0; self.log.length(self.next, start, stop)?];
         self.log.log.read_exact_at(&mut bytes, start).map_err(storage)?;
         for i in first..last {
             let seq = number * ENDS_PER_CHUNK + i as u64;
@@ -570,13 +609,13 @@ impl SledStore {
         let records = if records_in_sled {
             RecordsIn::Sled
         } else {
-            let committed = match db.get(HEAD_KEY).map_err(storage)? {
-                None => 0,
+            let head = match db.get(HEAD_KEY).map_err(storage)? {
+                None => Head::default(),
                 Some(bytes) => {
-                    serde_json::from_slice::<Head>(&bytes).map_err(|e| storage(format!("damaged head: {e}")))?.size
+                    serde_json::from_slice::<Head>(&bytes).map_err(|e| storage(format!("damaged head: {e}")))?
                 }
             };
-            RecordsIn::Log(RecordLog::open(db.clone(), directory, committed)?)
+            RecordsIn::Log(RecordLog::open(db.clone(), directory, &head)?)
         };
         Ok(SledStore { db, records, directory: directory.to_path_buf() })
     }
@@ -723,10 +762,16 @@ impl Store for SledStore {
             batch.insert(key, note);
         }
         self.db.apply_batch(batch).map_err(storage)?;
-        self.db.flush().map_err(storage)?;
+        // The batch is in sled's memory now, where reads of the head, the
+        // index and the Merkle nodes see it even if the flush below fails;
+        // the records it names (already durable in the file) are shown with
+        // it, so the store reads as one chain either way. A group whose
+        // flush failed is not acknowledged, and after a restart it is there
+        // only if sled wrote its batch after all.
         if let Some((log, mut tail, Some(committed))) = appended {
             log.publish(&mut tail, committed);
         }
+        self.db.flush().map_err(storage)?;
         if let Some(snapshot) = group.snapshot {
             // The group is durable: a snapshot that cannot be written costs a
             // longer replay at the next open, not the group.

@@ -97,7 +97,10 @@ impl MemoryIndex {
         if let Some(id) = self.text_ids.get(text) {
             return *id;
         }
-        let id = u32::try_from(self.texts.len()).expect("fewer than 2^32 distinct kinds, offices and accounts");
+        let id = u32::try_from(self.texts.len())
+            .ok()
+            .filter(|id| *id != NO_TEXT)
+            .expect("fewer than 2^32 − 1 distinct kinds, offices and accounts");
         self.texts.push(text.into());
         self.text_ids.insert(text.into(), id);
         id

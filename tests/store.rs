@@ -319,6 +319,74 @@ fn a_record_file_shorter_than_the_head_stops_the_open_instead_of_serving_a_short
     let error = sunledger::ledger::Ledger::open(dir.path()).err().expect("the open fails");
     assert!(error.0.contains(sunledger::store::RECORD_LOG_FILE) && error.0.contains("missing"), "{}", error.0);
     assert_eq!(std::fs::read(&path).unwrap(), short, "a failed open cuts nothing");
+    // A file of the right length whose last committed record is not the head's (another file put in
+    // its place, with more after it): the open fails and cuts nothing.
+    let mut other = bytes.clone();
+    let last_hash_at = bytes.len() - lines[9].len() - 32;
+    other[last_hash_at] ^= 1;
+    other.extend_from_slice(b"tail");
+    std::fs::write(&path, &other).unwrap();
+    let error = sunledger::ledger::Ledger::open(dir.path()).err().expect("the open fails");
+    assert!(error.0.contains("does not match the head"), "{}", error.0);
+    assert_eq!(std::fs::read(&path).unwrap(), other, "a failed open cuts nothing");
+    std::fs::write(&path, &bytes).unwrap();
+    assert_eq!(sunledger::ledger::Ledger::open(dir.path()).unwrap().state().size, 10);
+}
+
+#[test]
+fn damaged_record_places_are_errors_not_wrong_records() {
+    // Goal: places in sled that disagree with the head (more of them than it names) fail the open; a
+    // place pointing past the records fails the read of that record with an error, not an allocation
+    // of its claimed size or another record's bytes.
+    let lines = vector_lines();
+    let dir = tempfile::tempdir().unwrap();
+    append_and_snapshot(dir.path(), &lines[..10]);
+    let chunk_key = [&b"x"[..], &0u64.to_be_bytes()].concat();
+    let original = {
+        let db = sled::open(dir.path()).unwrap();
+        let value = db.get(&chunk_key).unwrap().expect("chunk 0 holds the places of records 0..10").to_vec();
+        assert_eq!(value.len(), 8 * 11, "its start, then 10 ends");
+        let mut longer = value.clone();
+        longer.extend_from_slice(&u64::MAX.to_le_bytes());
+        db.insert(&chunk_key, longer).unwrap();
+        db.flush().unwrap();
+        value
+    };
+    let error = sunledger::ledger::Ledger::open(dir.path()).err().expect("the open fails");
+    assert!(error.0.contains("damaged record places"), "{}", error.0);
+    {
+        // Record 3's end moved far past the file (still in order with the next ones' ends).
+        let db = sled::open(dir.path()).unwrap();
+        let mut far = original.clone();
+        for end in far[8 * 4..].chunks_exact_mut(8) {
+            end.copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+        }
+        db.insert(&chunk_key, far).unwrap();
+        db.flush().unwrap();
+    }
+    let error =
+        sunledger::store::SledStore::open(dir.path()).err().expect("the last record is not where its place says");
+    assert!(error.0.contains("records are missing"), "{}", error.0);
+    // In a full chunk before the last (whose places the open does not check), places past the records.
+    let county = tempfile::tempdir().unwrap();
+    let generated =
+        sunledger::generate::county_year(3, sunledger::generate::CountyOptions { misuse: false, ..Default::default() });
+    append_and_snapshot(county.path(), &generated.lines[..100]);
+    {
+        let db = sled::open(county.path()).unwrap();
+        let mut far = db.get(&chunk_key).unwrap().unwrap().to_vec();
+        assert_eq!(far.len(), 8 * 65, "chunk 0 is full");
+        for end in far[8 * 4..].chunks_exact_mut(8) {
+            end.copy_from_slice(&(u64::MAX / 2).to_le_bytes());
+        }
+        db.insert(&chunk_key, far).unwrap();
+        db.flush().unwrap();
+    }
+    let store = sunledger::store::SledStore::open(county.path()).unwrap();
+    let error = store.record(3).expect_err("record 3's place points past the records");
+    assert!(error.0.contains("damaged record 3"), "{}", error.0);
+    assert!(store.record(2).unwrap().is_some() && store.record(99).unwrap().is_some());
+    assert!(store.records_from(0).any(|r| r.is_err()), "a run through record 3 reports it");
 }
 
 #[test]

@@ -855,16 +855,20 @@ fn import_campaign(options: &Options, bin: &Path, deadline: Instant) -> Report {
     let input = work.path().join("county.jsonl");
     std::fs::write(&input, lines.join("\n") + "\n").expect("input written");
     let input_arg = input.to_str().expect("UTF-8").to_string();
-    // Calibrate: how long does an uninterrupted import take?
-    let calibration = work.path().join("calibration");
-    let started = Instant::now();
-    let full = run_bin(bin, &["import", "--data", calibration.to_str().unwrap(), &input_arg]);
-    let full_time = started.elapsed();
-    if !full.status.success() {
-        report.failures.push(format!("calibration import failed: {}", String::from_utf8_lossy(&full.stderr)));
-        return report;
+    // Calibrate: how long does an uninterrupted import take? The faster of
+    // two (the first pays for cold caches).
+    let mut full_time = Duration::MAX;
+    for _ in 0..2 {
+        let calibration = work.path().join("calibration");
+        let started = Instant::now();
+        let full = run_bin(bin, &["import", "--data", calibration.to_str().unwrap(), &input_arg]);
+        full_time = full_time.min(started.elapsed());
+        if !full.status.success() {
+            report.failures.push(format!("calibration import failed: {}", String::from_utf8_lossy(&full.stderr)));
+            return report;
+        }
+        let _ = std::fs::remove_dir_all(&calibration);
     }
-    let _ = std::fs::remove_dir_all(&calibration);
     let mut random = Random(options.seed.wrapping_mul(31));
     let mut generation = 0;
     let mut data = work.path().join(format!("data-{generation}"));
@@ -895,6 +899,11 @@ fn import_campaign(options: &Options, bin: &Path, deadline: Instant) -> Report {
         }
         let _ = child.kill(); // no-op if it already exited
         let done = child.wait().is_ok_and(|status| status.success());
+        if done {
+            // It finished before its kill: later kills are drawn within how
+            // long imports take now, so that most cycles are kills.
+            full_time = full_time.min(started.elapsed());
+        }
         match stored_prefix(&data, &lines) {
             Ok((size, open_time)) => {
                 report.recovery_ms.push(millis(open_time));
