@@ -14,7 +14,7 @@
 //! parallelism comes from splitting work across threads.
 //!
 //! `verify_strict` below reaches ed25519-dalek 2's `verify_strict` verdict
-//! with one field inversion fewer: dalek decompresses R (a square root) only
+//! with one square root fewer: dalek decompresses R only
 //! to refuse small-order points, then compares R's bytes with the
 //! compressed expected point. Comparing the bytes alone already refuses every
 //! R that does not decode or is not canonical (the compressed expected point
@@ -22,7 +22,8 @@
 //! canonical encodings of the eight small-order points are left to refuse,
 //! and those are eight fixed byte strings. The proof is in `verify_strict`'s
 //! comment; `tests::verdicts_equal_dalek_verify_strict` checks it on crafted
-//! and random inputs. That inversion was ~5% of an import's CPU (`perf`).
+//! inputs. The decompression was ~5% of an import's CPU samples (`perf`);
+//! criterion measures the whole check 3.6–5.6% faster (BENCHMARKS.md).
 
 use curve25519_dalek::{edwards::EdwardsPoint, scalar::Scalar};
 use ed25519_dalek::VerifyingKey;

@@ -173,22 +173,35 @@ fn merkle_key(level: u32, index: u64) -> [u8; 10] {
     key
 }
 
-fn decode_record(key: &[u8], value: &[u8]) -> Result<StoredRecord, StorageError> {
-    if key.len() != 9 || value.len() < 40 {
-        return Err(StorageError("damaged record entry".into()));
-    }
-    let seq = u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"));
-    let recorded_at_ms = i64::from_be_bytes(value[..8].try_into().expect("8 bytes"));
-    let hash: Hash = value[8..40].try_into().expect("32 bytes");
-    Ok(StoredRecord { seq, recorded_at_ms, hash, envelope_bytes: value[40..].to_vec() })
+/// Bytes of a record before its envelope: recorded_at_ms and hash.
+const RECORD_HEADER_BYTES: usize = 40;
+
+/// A record as stored, in a sled value (`r` keys) or in `records.log`:
+/// i64be(recorded_at_ms) ‖ hash(32) ‖ envelope bytes as received.
+fn encode_record_into(record: &StoredRecord, out: &mut Vec<u8>) {
+    out.extend_from_slice(&record.recorded_at_ms.to_be_bytes());
+    out.extend_from_slice(&record.hash);
+    out.extend_from_slice(&record.envelope_bytes);
 }
 
-fn encode_record(record: &StoredRecord) -> Vec<u8> {
-    let mut value = Vec::with_capacity(40 + record.envelope_bytes.len());
-    value.extend_from_slice(&record.recorded_at_ms.to_be_bytes());
-    value.extend_from_slice(&record.hash);
-    value.extend_from_slice(&record.envelope_bytes);
-    value
+/// What `encode_record_into` wrote, as record `seq`.
+fn decode_record(seq: u64, bytes: &[u8]) -> Result<StoredRecord, StorageError> {
+    if bytes.len() < RECORD_HEADER_BYTES {
+        return Err(damaged_record(seq));
+    }
+    let recorded_at_ms = i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+    let hash: Hash = bytes[8..RECORD_HEADER_BYTES].try_into().expect("32 bytes");
+    Ok(StoredRecord { seq, recorded_at_ms, hash, envelope_bytes: bytes[RECORD_HEADER_BYTES..].to_vec() })
+}
+
+/// A sled `r` entry (stores of the old layout).
+fn decode_sled_record(key: &[u8], value: &[u8]) -> Result<StoredRecord, StorageError> {
+    let seq: [u8; 8] = key.get(1..).and_then(|seq| seq.try_into().ok()).ok_or_else(|| storage("damaged record key"))?;
+    decode_record(u64::from_be_bytes(seq), value)
+}
+
+fn damaged_record(seq: u64) -> StorageError {
+    StorageError(format!("damaged record {seq}"))
 }
 
 /// Version tag of the binary event-index value (a JSON value starts with `{`).
@@ -258,8 +271,6 @@ pub fn decode_event(value: &[u8]) -> Result<IndexedEvent, StorageError> {
 
 /// The file of records, beside sled's files.
 pub const RECORD_LOG_FILE: &str = "records.log";
-/// Bytes of a record before its envelope: recorded_at_ms and hash.
-const RECORD_HEADER_BYTES: usize = 40;
 /// Records whose places one sled value holds (`ENDS_PREFIX`).
 const ENDS_PER_CHUNK: u64 = 64;
 const ENDS_PREFIX: u8 = b'x';
@@ -322,6 +333,7 @@ struct RecordLog {
     tail: std::sync::Mutex<LogTail>,
 }
 
+#[derive(Default)]
 struct LogTail {
     /// Records of committed groups, and where the last of them ends.
     records: u64,
@@ -357,12 +369,8 @@ impl RecordLog {
             log,
             visible: 0.into(),
             visible_bytes: 0.into(),
-            tail: std::sync::Mutex::new(LogTail {
-                records: committed,
-                bytes: 0,
-                open_chunk: Ends::default(),
-                dirty: true,
-            }),
+            // Set below, once the head's last record is found in the file.
+            tail: std::sync::Mutex::default(),
         };
         let (bytes, open_chunk) = match committed {
             0 => (0, Ends::default()),
@@ -451,7 +459,7 @@ impl RecordLog {
         let (start, end) = chunk.span((seq % ENDS_PER_CHUNK) as usize).ok_or_else(missing)?;
         let mut bytes = vec![0; self.length(seq, start, end)?];
         self.log.read_exact_at(&mut bytes, start).map_err(storage)?;
-        split_record(seq, bytes).map(Some)
+        decode_record(seq, &bytes).map(Some)
     }
 
     /// Appends the group's records to the file and syncs it (module docs,
@@ -471,9 +479,7 @@ impl RecordLog {
             if record.seq != seq {
                 return Err(storage(format!("record {} appended where {seq} is due", record.seq)));
             }
-            bytes.extend_from_slice(&record.recorded_at_ms.to_be_bytes());
-            bytes.extend_from_slice(&record.hash);
-            bytes.extend_from_slice(&record.envelope_bytes);
+            encode_record_into(record, &mut bytes);
             let end = tail.bytes + bytes.len() as u64;
             chunk.ends.push(end);
             if chunk.ends.len() as u64 == ENDS_PER_CHUNK || seq + 1 == tail.records + records.len() as u64 {
@@ -505,21 +511,6 @@ impl RecordLog {
     }
 }
 
-fn damaged_record(seq: u64) -> StorageError {
-    StorageError(format!("damaged record {seq}"))
-}
-
-/// A record's bytes as the log holds them, split into its parts.
-fn split_record(seq: u64, mut bytes: Vec<u8>) -> Result<StoredRecord, StorageError> {
-    if bytes.len() < RECORD_HEADER_BYTES {
-        return Err(damaged_record(seq));
-    }
-    let recorded_at_ms = i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
-    let hash: Hash = bytes[8..40].try_into().expect("32 bytes");
-    bytes.drain(..RECORD_HEADER_BYTES);
-    Ok(StoredRecord { seq, recorded_at_ms, hash, envelope_bytes: bytes })
-}
-
 /// Records with seq ≥ `next` that were visible when the read began, a
 /// chunk at a time (one sled read of their places, one read of the log).
 struct LogRecords<'a> {
@@ -542,16 +533,15 @@ impl LogRecords<'_> {
             return Err(missing());
         }
         let (start, _) = chunk.span(first).ok_or_else(missing)?;
-        let (_, stop) = chunk.span(last.checked_sub(1).ok_or_else(missing)?).ok_or_else(missing)?;
+        let (_, stop) = chunk.span(last - 1).ok_or_else(missing)?;
         let mut bytes = vec![0; self.log.length(self.next, start, stop)?];
         self.log.log.read_exact_at(&mut bytes, start).map_err(storage)?;
         for i in first..last {
             let seq = number * ENDS_PER_CHUNK + i as u64;
             let (from, to) = chunk.span(i).ok_or_else(missing)?;
-            let part = bytes
-                .get(from.wrapping_sub(start) as usize..to.wrapping_sub(start) as usize)
-                .ok_or_else(|| damaged_record(seq))?;
-            self.batch.push_back(split_record(seq, part.to_vec())?);
+            // Places are in order (`Ends::decode`), so `start <= from <= to`.
+            let part = bytes.get((from - start) as usize..(to - start) as usize).ok_or_else(|| damaged_record(seq))?;
+            self.batch.push_back(decode_record(seq, part)?);
         }
         self.next = number * ENDS_PER_CHUNK + last as u64;
         Ok(())
@@ -571,7 +561,7 @@ impl Iterator for LogRecords<'_> {
     }
 }
 
-/// sled 0.34.7 in a local directory, the record files and the snapshot file
+/// sled 0.34.7 in a local directory, the record file and the snapshot file
 /// beside it.
 pub struct SledStore {
     db: sled::Db,
@@ -653,7 +643,7 @@ impl Store for SledStore {
         let key = record_key(seq);
         match self.db.get(key).map_err(storage)? {
             None => Ok(None),
-            Some(value) => decode_record(&key, &value).map(Some),
+            Some(value) => decode_record(seq, &value).map(Some),
         }
     }
 
@@ -667,7 +657,7 @@ impl Store for SledStore {
         Box::new(
             self.db
                 .range(record_key(from).to_vec()..end.to_vec())
-                .map(|item| item.map_err(storage).and_then(|(k, v)| decode_record(&k, &v))),
+                .map(|item| item.map_err(storage).and_then(|(k, v)| decode_sled_record(&k, &v))),
         )
     }
 
@@ -725,13 +715,15 @@ impl Store for SledStore {
 
     fn commit(&self, group: CommitGroup) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
-        // The writer's hold on the record files, and where they will end
-        // once this group commits.
+        // The writer's hold on the record file, and where it will end once
+        // this group commits.
         let mut appended = None;
         match &self.records {
             RecordsIn::Sled => {
                 for record in &group.records {
-                    batch.insert(&record_key(record.seq)[..], encode_record(record));
+                    let mut value = Vec::with_capacity(RECORD_HEADER_BYTES + record.envelope_bytes.len());
+                    encode_record_into(record, &mut value);
+                    batch.insert(&record_key(record.seq)[..], value);
                 }
             }
             RecordsIn::Log(log) => {
