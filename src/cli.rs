@@ -97,6 +97,10 @@ enum Command {
         /// Key ids (auditor role) that must have cosigned the checkpoint.
         #[arg(long = "require-cosigner", requires = "checkpoint")]
         require_cosigner: Vec<String>,
+        /// Directory for the id table's unnamed scratch files (~120 bytes per
+        /// event, removed on exit); default: the system's temporary directory.
+        #[arg(long)]
+        scratch: Option<PathBuf>,
     },
     /// Sign and store a checkpoint (检查点) of the current tree with the log key.
     Checkpoint {
@@ -259,8 +263,8 @@ pub fn run() -> i32 {
         }
         Command::Import { data, keep_going, file } => import(&data, keep_going, &file),
         Command::Export { data, out } => export(&data, out.as_deref()),
-        Command::Verify { file, data, json, checkpoint, require_cosigner } => {
-            verify(file.as_deref(), data.as_deref(), json, checkpoint.as_deref(), &require_cosigner)
+        Command::Verify { file, data, json, checkpoint, require_cosigner, scratch } => {
+            verify(file.as_deref(), data.as_deref(), scratch, json, checkpoint.as_deref(), &require_cosigner)
         }
         Command::Checkpoint { data, log_key } => issue_checkpoint(&data, &log_key),
         Command::Cosign { key, checkpoint_file } => cosign(&key, &checkpoint_file),
@@ -668,6 +672,7 @@ fn verify_store(data: &Path, verifier: &mut Verifier) -> Result<(), String> {
 fn verify(
     file: Option<&Path>,
     data: Option<&Path>,
+    scratch: Option<PathBuf>,
     json: bool,
     checkpoint: Option<&Path>,
     cosigners: &[String],
@@ -677,6 +682,9 @@ fn verify(
         None => None,
     };
     let mut verifier = Verifier::new();
+    if let Some(dir) = scratch {
+        verifier = verifier.scratch_in(dir);
+    }
     if let Some(text) = &note {
         let size = crate::checkpoint::Note::parse(text)
             .ok()
@@ -691,6 +699,10 @@ fn verify(
         _ => return Err("give an export FILE or --data DIR".into()),
     }
     let (mut report, state) = verifier.finish();
+    if let Some(failure) = report.failure.as_ref().filter(|failure| failure.storage) {
+        // Not a verdict: the verifier could not go on at this record.
+        return Err(format!("verification stopped at seq {}: {}", failure.seq, failure.reason));
+    }
     let mut signers = Vec::new();
     if let (Some(text), None) = (&note, &report.failure) {
         match crate::verify::check_checkpoint(&report, &state, text, cosigners) {

@@ -16,6 +16,7 @@ pub mod fuzz_entry;
 pub mod generate;
 pub mod households;
 pub mod http_client;
+pub mod idtable;
 pub mod keys;
 pub mod ledger;
 pub mod lines;

@@ -17,10 +17,13 @@
 
 use crate::chain::{record_hash, ExportRecord, GENESIS_PREV};
 use crate::encoding::{hex, Hash};
+use crate::idtable::{self, DiskTable};
 use crate::merkle::Frontier;
 use crate::state::{IndexedEvent, State};
 use crate::validate::{self, AppendError, EventIndex, StorageError, Verdict};
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 /// Records checked per chunk (one parallel signature batch).
@@ -43,6 +46,20 @@ pub struct Report {
 pub struct Failure {
     pub seq: u64,
     pub reason: String,
+    /// The verifier's own scratch storage failed at this record (disk full,
+    /// scratch directory gone): no verdict on the chain, which may be valid.
+    pub storage: bool,
+}
+
+impl Failure {
+    /// The chain is invalid at `seq`.
+    pub fn chain(seq: u64, reason: String) -> Failure {
+        Failure { seq, reason, storage: false }
+    }
+
+    fn storage(seq: u64, reason: String) -> Failure {
+        Failure { seq, reason, storage: true }
+    }
 }
 
 impl Report {
@@ -68,19 +85,25 @@ impl Report {
 
 /// Every event id the chain has shown so far, with what validation may ask
 /// of it later (a repeat's seq and payload digest; a refund's office,
-/// account and amount). The one part of a verifier's memory that grows with
-/// the chain's length, so it is kept compact: the id's bytes and a 64-byte
-/// row per event, the few distinct kinds, offices and accounts interned
-/// (~110 B per event measured, where `IndexedEvent`s in a map took ~320;
-/// `Sym` would do the interning at 16 bytes a field instead of 4).
-#[derive(Default)]
-struct MemoryIndex {
-    ids: HashMap<Box<str>, u32>,
-    rows: Vec<IndexRow>,
+/// account and amount). It grows with the chain's length, so it lives on
+/// disk (`idtable::DiskTable`, unnamed scratch files in `scratch`): one
+/// 96-byte slot per event, the id as its SHA-256 digest, the row as 64
+/// bytes. Only the few distinct kinds, offices and accounts are interned in
+/// memory, so a verifier's memory is the registry and state, not the
+/// history. The table is created at the first insert: a scratch directory
+/// that cannot take it is a storage failure at that record.
+struct IdIndex {
+    scratch: PathBuf,
+    /// `RefCell`: a lookup through `EventIndex::event(&self)` keeps the page
+    /// it read for the insert that follows.
+    table: RefCell<Option<DiskTable>>,
     texts: Vec<Box<str>>,
     text_ids: HashMap<Box<str>, u32>,
 }
 
+/// An event's row in the id table (`VALUE_BYTES`): seq ‖ payload digest ‖
+/// amount_fen (u64 LE each but the digest) ‖ kind ‖ office ‖ account (u32 LE
+/// text numbers) ‖ 4 spare bytes.
 struct IndexRow {
     seq: u64,
     payload_digest: Hash,
@@ -93,7 +116,45 @@ struct IndexRow {
 
 const NO_TEXT: u32 = u32::MAX;
 
-impl MemoryIndex {
+impl IndexRow {
+    fn encode(&self) -> idtable::Value {
+        let mut bytes = [0u8; idtable::VALUE_BYTES];
+        bytes[0..8].copy_from_slice(&self.seq.to_le_bytes());
+        bytes[8..40].copy_from_slice(&self.payload_digest);
+        bytes[40..48].copy_from_slice(&self.amount_fen.to_le_bytes());
+        bytes[48..52].copy_from_slice(&self.kind.to_le_bytes());
+        bytes[52..56].copy_from_slice(&self.office.to_le_bytes());
+        bytes[56..60].copy_from_slice(&self.account.to_le_bytes());
+        bytes
+    }
+
+    fn decode(bytes: &idtable::Value) -> IndexRow {
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        IndexRow {
+            seq: u64_at(0),
+            payload_digest: bytes[8..40].try_into().expect("32 bytes"),
+            amount_fen: u64_at(40),
+            kind: u32_at(48),
+            office: u32_at(52),
+            account: u32_at(56),
+        }
+    }
+}
+
+fn id_key(id: &str) -> idtable::Key {
+    crate::encoding::sha256(id.as_bytes())
+}
+
+fn scratch_error(scratch: &Path, error: std::io::Error) -> StorageError {
+    StorageError(format!("verify's id table in {}: {error}", scratch.display()))
+}
+
+impl IdIndex {
+    fn new(scratch: PathBuf) -> IdIndex {
+        IdIndex { scratch, table: RefCell::new(None), texts: Vec::new(), text_ids: HashMap::new() }
+    }
+
     fn text(&mut self, text: &str) -> u32 {
         if let Some(id) = self.text_ids.get(text) {
             return *id;
@@ -107,7 +168,7 @@ impl MemoryIndex {
         id
     }
 
-    fn insert(&mut self, id: &str, event: &IndexedEvent) {
+    fn insert(&mut self, id: &str, event: &IndexedEvent) -> Result<(), StorageError> {
         let row = IndexRow {
             seq: event.seq,
             payload_digest: event.payload_digest,
@@ -116,24 +177,37 @@ impl MemoryIndex {
             office: self.text(&event.office),
             account: event.account.as_deref().map_or(NO_TEXT, |account| self.text(account)),
         };
-        let at = u32::try_from(self.rows.len()).expect("a verifier's index holds fewer than 2^32 events");
-        self.rows.push(row);
-        self.ids.insert(id.into(), at);
+        let mut table = self.table.borrow_mut();
+        if table.is_none() {
+            *table = Some(DiskTable::create_in(&self.scratch).map_err(|e| scratch_error(&self.scratch, e))?);
+        }
+        let table = table.as_mut().expect("created above");
+        table.insert(&id_key(id), &row.encode()).map_err(|e| scratch_error(&self.scratch, e))
     }
 }
 
-impl EventIndex for MemoryIndex {
+impl EventIndex for IdIndex {
     fn event(&self, id: &str) -> Result<Option<IndexedEvent>, StorageError> {
-        let Some(row) = self.ids.get(id).map(|at| &self.rows[*at as usize]) else {
+        let mut table = self.table.borrow_mut();
+        let Some(table) = table.as_mut() else {
             return Ok(None);
         };
-        let text = |at: u32| self.texts[at as usize].to_string();
+        let Some(bytes) = table.get(&id_key(id)).map_err(|e| scratch_error(&self.scratch, e))? else {
+            return Ok(None);
+        };
+        let row = IndexRow::decode(&bytes);
+        let text = |at: u32| {
+            self.texts
+                .get(at as usize)
+                .map(|text| text.to_string())
+                .ok_or_else(|| StorageError(format!("verify's id table names text {at}, which it never stored")))
+        };
         Ok(Some(IndexedEvent {
             seq: row.seq,
             payload_digest: row.payload_digest,
-            kind: text(row.kind),
-            office: text(row.office),
-            account: (row.account != NO_TEXT).then(|| text(row.account)),
+            kind: text(row.kind)?,
+            office: text(row.office)?,
+            account: if row.account == NO_TEXT { None } else { Some(text(row.account)?) },
             amount_fen: row.amount_fen,
         }))
     }
@@ -213,7 +287,7 @@ impl Drop for Preparer {
 /// A streaming verifier: feed records in order, then `finish`.
 pub struct Verifier {
     state: State,
-    index: MemoryIndex,
+    index: IdIndex,
     last_hash: Hash,
     chunk: Vec<ExportRecord>,
     chunk_records: usize,
@@ -247,7 +321,7 @@ impl Verifier {
         Verifier {
             chunk_records: records.max(1),
             state: State::default(),
-            index: MemoryIndex::default(),
+            index: IdIndex::new(std::env::temp_dir()),
             last_hash: GENESIS_PREV,
             chunk: Vec::new(),
             pending: 0,
@@ -258,6 +332,14 @@ impl Verifier {
             capture_at: None,
             captured_root: None,
         }
+    }
+
+    /// Keep the id table's scratch files in `dir` instead of the system's
+    /// temporary directory (`std::env::temp_dir`, `$TMPDIR`). They take
+    /// ~120 bytes per event and vanish with the verifier.
+    pub fn scratch_in(mut self, dir: PathBuf) -> Verifier {
+        self.index = IdIndex::new(dir);
+        self
     }
 
     /// Remember the Merkle root when the chain reaches `size` records.
@@ -281,7 +363,7 @@ impl Verifier {
     pub fn push_unreadable(&mut self, reason: String) {
         self.flush_chunk();
         if self.failure.is_none() {
-            self.failure = Some(Failure { seq: self.expected_seq(), reason });
+            self.failure = Some(Failure::chain(self.expected_seq(), reason));
         }
     }
 
@@ -306,7 +388,7 @@ impl Verifier {
         if let Some(reason) = problem {
             self.flush_chunk();
             if self.failure.is_none() {
-                self.failure = Some(Failure { seq, reason });
+                self.failure = Some(Failure::chain(seq, reason));
             }
             return;
         }
@@ -359,16 +441,18 @@ impl Verifier {
                         accepted.payload_digest,
                         accepted.refunded_account.as_deref(),
                     );
-                    self.index.insert(&accepted.payload.id.0, &indexed);
+                    if let Err(error) = self.index.insert(&accepted.payload.id.0, &indexed) {
+                        self.failure = Some(Failure::storage(seq, error.to_string()));
+                    }
                 }
                 Ok(Verdict::Repeat(original)) => {
-                    self.failure = Some(Failure { seq, reason: format!("repeats the event at seq {original}") });
+                    self.failure = Some(Failure::chain(seq, format!("repeats the event at seq {original}")));
                 }
                 Err(AppendError::Rejected(rejection)) => {
-                    self.failure = Some(Failure { seq, reason: format!("{}: {}", rejection.code, rejection.message) });
+                    self.failure = Some(Failure::chain(seq, format!("{}: {}", rejection.code, rejection.message)));
                 }
                 Err(AppendError::Storage(error)) => {
-                    self.failure = Some(Failure { seq, reason: error.to_string() });
+                    self.failure = Some(Failure::storage(seq, error.to_string()));
                 }
             }
             if self.failure.is_some() {
@@ -381,8 +465,7 @@ impl Verifier {
             }
         }
         if !self.state.conserves_money() {
-            self.failure =
-                Some(Failure { seq: self.state.size.saturating_sub(1), reason: "money is not conserved".into() });
+            self.failure = Some(Failure::chain(self.state.size.saturating_sub(1), "money is not conserved".into()));
         }
     }
 
@@ -412,7 +495,7 @@ pub fn check_checkpoint(
     note_text: &str,
     required_cosigners: &[String],
 ) -> Result<Vec<String>, Failure> {
-    let at_end = |reason: String| Failure { seq: report.records, reason };
+    let at_end = |reason: String| Failure::chain(report.records, reason);
     let note = crate::checkpoint::Note::parse(note_text).map_err(|e| at_end(format!("checkpoint: {e}")))?;
     let (log_key_id, log_public_key) =
         state.log_key.clone().ok_or_else(|| at_end("checkpoint: the chain has no genesis".into()))?;
@@ -443,13 +526,13 @@ pub fn check_checkpoint(
     match report.captured_root {
         Some((size, root)) if size == checkpoint.size && root == checkpoint.root => {}
         _ => {
-            return Err(Failure {
-                seq: checkpoint.size.saturating_sub(1),
-                reason: format!(
+            return Err(Failure::chain(
+                checkpoint.size.saturating_sub(1),
+                format!(
                     "the Merkle root at size {} differs from the checkpoint's (history rewritten)",
                     checkpoint.size
                 ),
-            })
+            ))
         }
     }
     for cosigner in required_cosigners {
@@ -468,7 +551,8 @@ mod tests {
     fn the_index_gives_back_what_was_put_in() {
         // Goal: the compact index returns each event as it was indexed (with and without an account,
         // texts shared between events), and nothing for ids never put in.
-        let mut index = MemoryIndex::default();
+        let scratch = tempfile::tempdir().unwrap();
+        let mut index = IdIndex::new(scratch.path().to_path_buf());
         let events: Vec<(String, IndexedEvent)> = (0..50u64)
             .map(|n| {
                 let event = IndexedEvent {
@@ -483,7 +567,7 @@ mod tests {
             })
             .collect();
         for (id, event) in &events {
-            index.insert(id, event);
+            index.insert(id, event).unwrap();
         }
         for (id, event) in &events {
             assert_eq!(index.event(id).unwrap().as_ref(), Some(event), "{id}");

@@ -114,6 +114,27 @@ fn quickstart_keygen_init_sign_import_verify() {
 }
 
 #[test]
+fn verify_keeps_its_id_table_in_the_scratch_directory() {
+    // Goal: `verify --scratch DIR` verifies with its id table in DIR and
+    // leaves nothing there; a scratch directory that does not exist stops
+    // verification with an error (exit 2), not a verdict of "invalid".
+    let dir = tempfile::tempdir().unwrap();
+    let chain = vectors().join("chain.jsonl");
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let verified = run(&["verify", "--scratch", scratch.to_str().unwrap(), chain.to_str().unwrap()]);
+    assert!(verified.status.success(), "{}{}", stdout(&verified), stderr(&verified));
+    assert!(stdout(&verified).starts_with("ok: 27 records"), "{}", stdout(&verified));
+    assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 0, "the scratch files are unnamed");
+    let missing = dir.path().join("missing");
+    let stopped = run(&["verify", "--scratch", missing.to_str().unwrap(), chain.to_str().unwrap()]);
+    assert_eq!(stopped.status.code(), Some(2), "{}{}", stdout(&stopped), stderr(&stopped));
+    assert!(stdout(&stopped).is_empty(), "no verdict printed: {}", stdout(&stopped));
+    assert!(stderr(&stopped).contains("verification stopped at seq 0"), "{}", stderr(&stopped));
+    assert!(stderr(&stopped).contains("id table"), "{}", stderr(&stopped));
+}
+
+#[test]
 fn every_command_has_help() {
     // Goal: `--help` works on every command.
     for command in ["keygen", "sign", "init", "import", "export", "verify", "balance"] {
