@@ -11,7 +11,8 @@
 //! multiplication), and measured on this machine batch + that check was
 //! slower than strict single verification (tools/bench.rs prints both beside
 //! the raw batch rate). So every verdict here is `verify_strict`'s; the
-//! parallelism comes from splitting work across threads.
+//! parallelism comes from splitting a batch between the caller and a pool of
+//! threads started once (`verify_batch`).
 //!
 //! `verify_strict` below reaches ed25519-dalek 2's `verify_strict` verdict
 //! with one square root fewer: dalek decompresses R only
@@ -82,21 +83,153 @@ pub fn acceptable_public_key(bytes: &[u8; 32]) -> Option<VerifyingKey> {
     (!key.is_weak()).then_some(key)
 }
 
-fn verify_part(items: &[VerifyItem<'_>]) -> Vec<bool> {
-    items.iter().map(|item| verify_strict(item.public_key, item.message, item.signature)).collect()
+/// Signatures to check, owned, so the signature threads can share them
+/// without copying: keys and messages are stored once and named by number.
+#[derive(Clone, Default)]
+pub struct SignatureBatch {
+    keys: Vec<VerifyingKey>,
+    messages: Vec<Vec<u8>>,
+    items: Vec<BatchItem>,
 }
 
-/// Verdicts for many signatures, in order, using every core.
-pub fn verify_many(items: &[VerifyItem<'_>]) -> Vec<bool> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if items.len() < PARALLEL_SIGNATURES_MIN || threads == 1 {
-        return verify_part(items);
+#[derive(Clone)]
+struct BatchItem {
+    key: u32,
+    message: u32,
+    signature: [u8; 64],
+}
+
+impl SignatureBatch {
+    /// Adds a key; returns its number for `push`.
+    pub fn add_key(&mut self, key: VerifyingKey) -> u32 {
+        self.keys.push(key);
+        u32::try_from(self.keys.len() - 1).expect("fewer than 2^32 keys in a batch")
     }
-    let per_thread = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items.chunks(per_thread).map(|part| scope.spawn(move || verify_part(part))).collect();
-        handles.into_iter().flat_map(|handle| handle.join().expect("signature verification thread panicked")).collect()
+
+    /// Adds a message (moved, not copied); returns its number for `push`.
+    pub fn add_message(&mut self, message: Vec<u8>) -> u32 {
+        self.messages.push(message);
+        u32::try_from(self.messages.len() - 1).expect("fewer than 2^32 messages in a batch")
+    }
+
+    /// Adds a signature of message `message` by key `key` to check.
+    pub fn push(&mut self, key: u32, message: u32, signature: [u8; 64]) {
+        assert!((key as usize) < self.keys.len() && (message as usize) < self.messages.len());
+        self.items.push(BatchItem { key, message, signature });
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn verify_range(&self, range: std::ops::Range<usize>) -> Vec<bool> {
+        self.items[range]
+            .iter()
+            .map(|item| {
+                verify_strict(&self.keys[item.key as usize], &self.messages[item.message as usize], &item.signature)
+            })
+            .collect()
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The signature threads: started once, at the first parallel check, one
+/// fewer than the cores (the caller checks its own share), and kept for the
+/// process's life.
+///
+/// Why not a scope of fresh threads per batch (as before session 8): with
+/// mimalloc each thread has its own heap, and the pages of exited threads
+/// were not reused: `sunledger verify` of a 10 M-event export, spawning two
+/// threads per 4,096-record chunk, reached 1.97 GB resident while its live
+/// heap stayed under 100 MB (BENCHMARKS.md, "Session 8"). The writer of a
+/// long-running server spawned threads per group the same way.
+struct Pool {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+    threads: usize,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).saturating_sub(1);
+        let (sender, receiver) = std::sync::mpsc::channel::<Job>();
+        let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+        let mut started = 0;
+        for n in 0..threads {
+            let receiver = std::sync::Arc::clone(&receiver);
+            let spawned = std::thread::Builder::new().name(format!("sunledger-verify-{n}")).spawn(move || loop {
+                // A poisoned lock still guards a working receiver.
+                let job = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
+                match job {
+                    // A job that panics drops its answer channel, so its
+                    // caller checks that share itself; the thread lives on.
+                    Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
+                    Err(_) => return,
+                }
+            });
+            if spawned.is_ok() {
+                started += 1;
+            }
+        }
+        Pool { jobs: std::sync::Mutex::new(sender), threads: started }
     })
+}
+
+/// Verdicts for a batch, in order, using every core: the caller checks the
+/// first share itself while the pool's threads check the others. A share
+/// whose thread fails to answer is checked by the caller. The batch is
+/// freed by the caller's thread.
+pub fn verify_batch(batch: SignatureBatch) -> Vec<bool> {
+    let pool = pool();
+    if batch.len() < PARALLEL_SIGNATURES_MIN || pool.threads == 0 {
+        return batch.verify_range(0..batch.len());
+    }
+    let per_share = batch.len().div_ceil(pool.threads + 1);
+    let ranges: Vec<std::ops::Range<usize>> =
+        (0..batch.len()).step_by(per_share).map(|start| start..(start + per_share).min(batch.len())).collect();
+    let batch = std::sync::Arc::new(batch);
+    let (answers, answered) = std::sync::mpsc::channel::<(usize, Vec<bool>)>();
+    let mut waiting = 0;
+    for (n, range) in ranges.iter().enumerate().skip(1) {
+        let (batch, answers, range) = (std::sync::Arc::clone(&batch), answers.clone(), range.clone());
+        let job: Job = Box::new(move || {
+            let verdicts = batch.verify_range(range);
+            // Let go of the batch before answering: the caller frees it.
+            drop(batch);
+            let _ = answers.send((n, verdicts));
+        });
+        if pool.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).send(job).is_ok() {
+            waiting += 1;
+        }
+    }
+    drop(answers);
+    let mut verdicts: Vec<Option<Vec<bool>>> = vec![None; ranges.len()];
+    verdicts[0] = Some(batch.verify_range(ranges[0].clone()));
+    for (n, share) in answered.iter().take(waiting) {
+        verdicts[n] = Some(share);
+    }
+    verdicts
+        .into_iter()
+        .zip(ranges)
+        .flat_map(|(share, range)| share.unwrap_or_else(|| batch.verify_range(range)))
+        .collect()
+}
+
+/// Verdicts for borrowed signatures, in order, using every core: a copy into
+/// a [`SignatureBatch`] first (the ledger builds batches directly).
+pub fn verify_many(items: &[VerifyItem<'_>]) -> Vec<bool> {
+    let mut batch = SignatureBatch::default();
+    for item in items {
+        let key = batch.add_key(*item.public_key);
+        let message = batch.add_message(item.message.to_vec());
+        batch.push(key, message, *item.signature);
+    }
+    verify_batch(batch)
 }
 
 #[cfg(test)]
@@ -120,6 +253,47 @@ mod tests {
         for (i, verdict) in verdicts.iter().enumerate() {
             assert_eq!(*verdict, i != 77 && i != 150, "item {i}");
         }
+    }
+
+    #[test]
+    fn batches_share_keys_and_messages_and_the_pool_serves_many_callers() {
+        // Goal: in a batch where keys and messages are shared by several
+        // signatures (co-signed events), every verdict lands on its own
+        // signature, in order, across the shares the pool checks; and
+        // callers on several threads at once each get their own verdicts.
+        let signers: Vec<SigningKey> = (0..3u8).map(|i| SigningKey::from_bytes(&[i + 7; 32])).collect();
+        let build = |flip: usize| {
+            let mut batch = SignatureBatch::default();
+            let keys: Vec<u32> = signers.iter().map(|k| batch.add_key(k.verifying_key())).collect();
+            let mut expected = Vec::new();
+            for m in 0..300u32 {
+                let text = format!("event {m}").into_bytes();
+                let message = batch.add_message(text.clone());
+                for (s, signer) in signers.iter().enumerate().take(1 + m as usize % 3) {
+                    let mut signature = signer.sign(&text).to_bytes();
+                    let bad = (m as usize * 3 + s) % 97 == flip;
+                    if bad {
+                        signature[40] ^= 4;
+                    }
+                    batch.push(keys[s], message, signature);
+                    expected.push(!bad);
+                }
+            }
+            (batch, expected)
+        };
+        let (batch, expected) = build(5);
+        assert!(batch.len() > 2 * PARALLEL_SIGNATURES_MIN);
+        assert!(expected.iter().any(|ok| !ok) && expected.iter().any(|ok| *ok));
+        assert_eq!(verify_batch(batch), expected);
+        std::thread::scope(|scope| {
+            let callers: Vec<_> = (0..4)
+                .map(|flip| {
+                    let (batch, expected) = build(flip * 13);
+                    scope.spawn(move || assert_eq!(verify_batch(batch), expected, "caller {flip}"))
+                })
+                .collect();
+            callers.into_iter().for_each(|caller| caller.join().unwrap());
+        });
     }
 
     /// dalek's own verdict, which `verify_strict` must equal.

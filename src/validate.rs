@@ -123,39 +123,36 @@ pub fn prepare_batch_with_keys(
         }
         prepared.push(Prepared { envelope, parsed, pre_verified: PreVerified::default() });
     }
-    let messages: Vec<Vec<u8>> = prepared.iter().map(|p| p.envelope.pae()).collect();
-    let mut keys: Vec<(usize, usize, VerifyingKey)> = Vec::new();
-    let mut decompressed: std::collections::HashMap<[u8; 32], Option<VerifyingKey>> = std::collections::HashMap::new();
+    let mut batch = crypto::SignatureBatch::default();
+    // (envelope, signature, key bytes) of each signature in the batch, in order.
+    let mut checked: Vec<(usize, usize, [u8; 32])> = Vec::new();
+    // Each distinct public key is decompressed once per batch (a square root each).
+    let mut key_numbers: std::collections::HashMap<[u8; 32], Option<u32>> = std::collections::HashMap::new();
     for (i, item) in prepared.iter().enumerate() {
         if is_repeat(index, item) {
             continue;
         }
+        let mut message = None;
         for (j, signature) in item.envelope.signatures.iter().enumerate() {
             let public_key = known.public_key(&signature.key_id).or_else(|| batch_keys.get(&signature.key_id).copied());
             let Some(bytes) = public_key else { continue };
-            // Decompress each distinct public key once per batch (a square root each).
-            let key = *decompressed.entry(bytes).or_insert_with(|| VerifyingKey::from_bytes(&bytes).ok());
+            let key = *key_numbers
+                .entry(bytes)
+                .or_insert_with(|| VerifyingKey::from_bytes(&bytes).ok().map(|key| batch.add_key(key)));
             if let Some(key) = key {
-                keys.push((i, j, key));
+                let message = *message.get_or_insert_with(|| batch.add_message(item.envelope.pae()));
+                batch.push(key, message, signature.signature);
+                checked.push((i, j, bytes));
             }
         }
     }
-    let items: Vec<crypto::VerifyItem<'_>> = keys
-        .iter()
-        .map(|(i, j, key)| crypto::VerifyItem {
-            public_key: key,
-            message: &messages[*i],
-            signature: &prepared[*i].envelope.signatures[*j].signature,
-        })
-        .collect();
-    let verdicts = crypto::verify_many(&items);
-    drop(items);
-    for ((i, j, key), ok) in keys.into_iter().zip(verdicts) {
+    let verdicts = crypto::verify_batch(batch);
+    for ((i, j, key), ok) in checked.into_iter().zip(verdicts) {
         let slots = &mut prepared[i].pre_verified.verdicts;
         if slots.len() <= j {
             slots.resize(j + 1, None);
         }
-        slots[j] = Some((key.to_bytes(), ok));
+        slots[j] = Some((key, ok));
     }
     (prepared, batch_keys)
 }
