@@ -65,15 +65,17 @@ fn signatures(c: &mut Criterion) {
             }
         })
     });
-    group.bench_function("crypto::verify_many x64 (strict, all cores)", |b| {
-        let items: Vec<sunledger::crypto::VerifyItem<'_>> = (0..BATCH)
-            .map(|i| sunledger::crypto::VerifyItem {
-                public_key: &set.keys[i],
-                message: &set.messages[i],
-                signature: &set.signatures[i],
-            })
-            .collect();
-        b.iter(|| assert!(sunledger::crypto::verify_many(black_box(&items)).iter().all(|v| *v)))
+    group.bench_function("crypto::verify_batch x64 (strict, all cores)", |b| {
+        let mut batch = sunledger::crypto::SignatureBatch::default();
+        for i in 0..BATCH {
+            let (key, message) = (batch.add_key(set.keys[i]), batch.add_message(set.messages[i].clone()));
+            batch.push(key, message, set.signatures[i]);
+        }
+        b.iter_batched(
+            || batch.clone(),
+            |batch| assert!(sunledger::crypto::verify_batch(black_box(batch)).iter().all(|v| *v)),
+            criterion::BatchSize::SmallInput,
+        )
     });
     group.finish();
 }

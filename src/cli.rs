@@ -98,7 +98,7 @@ enum Command {
         /// Key ids (auditor role) that must have cosigned the checkpoint.
         #[arg(long = "require-cosigner", requires = "checkpoint")]
         require_cosigner: Vec<String>,
-        /// Directory for the id table's unnamed scratch files (~120 bytes per
+        /// Directory for the id table's unnamed scratch files (~150 bytes per
         /// event, removed on exit); default: the system's temporary directory.
         #[arg(long)]
         scratch: Option<PathBuf>,

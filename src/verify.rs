@@ -336,7 +336,7 @@ impl Verifier {
 
     /// Keep the id table's scratch files in `dir` instead of the system's
     /// temporary directory (`std::env::temp_dir`, `$TMPDIR`). They take
-    /// ~120 bytes per event and vanish with the verifier.
+    /// ~150 bytes per event and vanish with the verifier.
     pub fn scratch_in(mut self, dir: PathBuf) -> Verifier {
         self.index = IdIndex::new(dir);
         self
