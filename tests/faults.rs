@@ -433,3 +433,22 @@ fn read_only_data_directory_gives_clear_errors_and_changes_nothing() {
     std::fs::remove_file(&log_key).unwrap();
     assert_eq!(export_bytes(&data), before, "a refused write changed the ledger");
 }
+
+#[test]
+fn verify_on_a_full_scratch_disk_stops_with_an_error_not_a_verdict() {
+    // Goal: when verify's id table cannot be written (its scratch tmpfs is
+    // full), verify exits 2 naming the scratch directory and the lack of
+    // space, prints no verdict, and the same chain then verifies with room.
+    let Some(mount) = Mount::tmpfs("1m") else { return };
+    let filler = fill(&mount.path);
+    let chain = vectors().join("chain.jsonl");
+    let stopped = run(&["verify", "--scratch", mount.path.to_str().unwrap(), chain.to_str().unwrap()]);
+    assert_eq!(stopped.status.code(), Some(2), "{}{}", stdout(&stopped), stderr(&stopped));
+    assert!(stdout(&stopped).is_empty(), "no verdict: {}", stdout(&stopped));
+    assert!(stderr(&stopped).contains("id table"), "{}", stderr(&stopped));
+    assert!(stderr(&stopped).contains("No space left"), "{}", stderr(&stopped));
+    std::fs::remove_file(filler).unwrap();
+    let verified = run(&["verify", "--scratch", mount.path.to_str().unwrap(), chain.to_str().unwrap()]);
+    assert!(verified.status.success(), "{}{}", stdout(&verified), stderr(&verified));
+    assert!(stdout(&verified).starts_with("ok: 27 records"), "{}", stdout(&verified));
+}
