@@ -5,9 +5,11 @@
 //! so a verifier's memory does not grow with the chain's length (issue 6:
 //! "memory flat in the ledger's length").
 //!
-//! Must never: hold more than one page in memory, or outlive its verifier
-//! (the files are unnamed: the kernel frees them when the table is dropped,
-//! or when the process dies).
+//! Must never: hold more than a page in memory besides the bucket being
+//! split (a few pages: keys must be uniform and unpredictable to whoever
+//! chose the ids, so `verify` salts them), answer after a failed read or
+//! write (`failed`), or outlive its verifier (the files are unnamed: the
+//! kernel frees them when the table is dropped, or when the process dies).
 //!
 //! Layout: linear hashing (Litwin, 1980). The table has `2^level + split`
 //! buckets; bucket `b` is page `b` of the bucket file. A key's bucket is its
@@ -65,6 +67,10 @@ pub struct DiskTable {
     /// The last bucket page read or written: an insert after a lookup of
     /// the same key finds its page here instead of reading it again.
     cached: Option<(u64, Box<Page>)>,
+    /// An earlier read or write failed. A split that failed half way can
+    /// leave a bucket linked to pages another bucket now uses, so after any
+    /// failure every call fails rather than answer from a damaged table.
+    failed: bool,
 }
 
 /// A page's bytes.
@@ -150,6 +156,7 @@ impl DiskTable {
             overflow_pages: 0,
             free_overflow: 0,
             cached: None,
+            failed: false,
         };
         table.write_page(PageAt::Bucket(0), &Page::empty())?;
         Ok(table)
@@ -212,15 +219,30 @@ impl DiskTable {
     }
 
     fn write_bucket_page(&mut self, bucket: u64, page: Box<Page>) -> std::io::Result<()> {
-        // Forget the cached page first: if the write fails, nothing stale stays.
+        // Forget the cached page first: if the write fails, no stale page
+        // stays cached (and the table is not used again: `failed`).
         self.cached = None;
         self.write_page(PageAt::Bucket(bucket), &page)?;
         self.cached = Some((bucket, page));
         Ok(())
     }
 
+    fn usable(&self) -> std::io::Result<()> {
+        if self.failed {
+            return Err(std::io::Error::other("the id table failed earlier and is not used again"));
+        }
+        Ok(())
+    }
+
     /// The value stored for `key`, if any.
     pub fn get(&mut self, key: &Key) -> std::io::Result<Option<Value>> {
+        self.usable()?;
+        let found = self.find(key);
+        self.failed |= found.is_err();
+        found
+    }
+
+    fn find(&mut self, key: &Key) -> std::io::Result<Option<Value>> {
         let bucket = self.bucket_of(key);
         let mut page = self.bucket_page(bucket)?;
         loop {
@@ -238,7 +260,14 @@ impl DiskTable {
     /// caller looked it up; a second insert would shadow nothing and waste a
     /// slot, so it is a broken invariant, checked in debug builds).
     pub fn insert(&mut self, key: &Key, value: &Value) -> std::io::Result<()> {
-        debug_assert!(self.get(key)?.is_none(), "a key is inserted once");
+        self.usable()?;
+        debug_assert!(self.find(key)?.is_none(), "a key is inserted once");
+        let stored = self.store(key, value);
+        self.failed |= stored.is_err();
+        stored
+    }
+
+    fn store(&mut self, key: &Key, value: &Value) -> std::io::Result<()> {
         let bucket = self.bucket_of(key);
         let first = self.bucket_page(bucket)?;
         if first.count() < SLOTS_PER_PAGE && first.next() == 0 {

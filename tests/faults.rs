@@ -452,3 +452,31 @@ fn verify_on_a_full_scratch_disk_stops_with_an_error_not_a_verdict() {
     assert!(verified.status.success(), "{}{}", stdout(&verified), stderr(&verified));
     assert!(stdout(&verified).starts_with("ok: 27 records"), "{}", stdout(&verified));
 }
+
+#[test]
+fn the_id_table_refuses_all_use_after_a_failed_write() {
+    // Goal: verify's on-disk id table, filling a 1 MB tmpfs, answers every
+    // key it took until a write fails, and after that failure every lookup
+    // and insert is an error (a split that failed half way could otherwise
+    // answer from a damaged table).
+    use sha2::{Digest as _, Sha256};
+    use sunledger::idtable::DiskTable;
+    let Some(mount) = Mount::tmpfs("1m") else { return };
+    let key = |n: u64| -> [u8; 32] { Sha256::digest(n.to_le_bytes()).into() };
+    let mut table = DiskTable::create_in(&mount.path).unwrap();
+    let mut stored = 0u64;
+    let error = loop {
+        match table.insert(&key(stored), &[stored as u8; 64]) {
+            Ok(()) => stored += 1,
+            Err(error) => break error,
+        }
+        assert!(stored < 1_000_000, "a 1 MB tmpfs cannot hold a million entries");
+        if stored % 1000 == 0 {
+            assert_eq!(table.get(&key(stored / 2)).unwrap(), Some([(stored / 2) as u8; 64]));
+        }
+    };
+    assert!(stored > 1000, "the table took entries before the disk filled: {stored}");
+    assert!(error.to_string().contains("No space left"), "{error}");
+    assert!(table.get(&key(0)).is_err(), "no answers after a failure");
+    assert!(table.insert(&key(u64::MAX), &[0; 64]).is_err(), "no inserts after a failure");
+}
