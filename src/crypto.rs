@@ -33,13 +33,6 @@ use sha2::{Digest as _, Sha512};
 /// Below this many signatures the work is not split across threads.
 pub const PARALLEL_SIGNATURES_MIN: usize = 64;
 
-/// One signature to check.
-pub struct VerifyItem<'a> {
-    pub public_key: &'a VerifyingKey,
-    pub message: &'a [u8],
-    pub signature: &'a [u8; 64],
-}
-
 /// The canonical encodings of the eight points of small order.
 fn small_order_encodings() -> &'static [[u8; 32]; 8] {
     static ENCODINGS: std::sync::OnceLock<[[u8; 32]; 8]> = std::sync::OnceLock::new();
@@ -145,11 +138,11 @@ type Job = Box<dyn FnOnce() + Send>;
 /// Why not a scope of fresh threads per batch (as before session 8): with
 /// mimalloc each thread has its own heap, and the pages of exited threads
 /// were not reused: `sunledger verify` of a 10 M-event export, spawning two
-/// threads per 4,096-record chunk, reached 1.97 GB resident while its live
-/// heap stayed under 100 MB (BENCHMARKS.md, "Session 8"). The writer of a
+/// threads per 4,096-record chunk, reached 1.97 GB resident; with threads
+/// that live on it holds 116–120 MB (BENCHMARKS.md, "Session 8"). The writer of a
 /// long-running server spawned threads per group the same way.
 struct Pool {
-    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+    jobs: std::sync::mpsc::Sender<Job>,
     threads: usize,
 }
 
@@ -176,7 +169,7 @@ fn pool() -> &'static Pool {
                 started += 1;
             }
         }
-        Pool { jobs: std::sync::Mutex::new(sender), threads: started }
+        Pool { jobs: sender, threads: started }
     })
 }
 
@@ -203,7 +196,7 @@ pub fn verify_batch(batch: SignatureBatch) -> Vec<bool> {
             drop(batch);
             let _ = answers.send((n, verdicts));
         });
-        if pool.jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).send(job).is_ok() {
+        if pool.jobs.send(job).is_ok() {
             waiting += 1;
         }
     }
@@ -220,18 +213,6 @@ pub fn verify_batch(batch: SignatureBatch) -> Vec<bool> {
         .collect()
 }
 
-/// Verdicts for borrowed signatures, in order, using every core: a copy into
-/// a [`SignatureBatch`] first (the ledger builds batches directly).
-pub fn verify_many(items: &[VerifyItem<'_>]) -> Vec<bool> {
-    let mut batch = SignatureBatch::default();
-    for item in items {
-        let key = batch.add_key(*item.public_key);
-        let message = batch.add_message(item.message.to_vec());
-        batch.push(key, message, *item.signature);
-    }
-    verify_batch(batch)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,10 +227,13 @@ mod tests {
         let mut signatures: Vec<[u8; 64]> = keys.iter().zip(&messages).map(|(k, m)| k.sign(m).to_bytes()).collect();
         signatures[77][5] ^= 1;
         signatures[150][31] ^= 0x80;
-        let items: Vec<VerifyItem<'_>> = (0..200)
-            .map(|i| VerifyItem { public_key: &publics[i], message: &messages[i], signature: &signatures[i] })
-            .collect();
-        let verdicts = verify_many(&items);
+        let mut batch = SignatureBatch::default();
+        for i in 0..200 {
+            let (key, message) = (batch.add_key(publics[i]), batch.add_message(messages[i].clone()));
+            batch.push(key, message, signatures[i]);
+        }
+        let verdicts = verify_batch(batch);
+        assert_eq!(verdicts.len(), 200);
         for (i, verdict) in verdicts.iter().enumerate() {
             assert_eq!(*verdict, i != 77 && i != 150, "item {i}");
         }

@@ -206,25 +206,30 @@ impl DiskTable {
         }
     }
 
-    /// A bucket's first page, from the cache when it is the last one used.
-    fn bucket_page(&mut self, bucket: u64) -> std::io::Result<Box<Page>> {
-        if let Some((cached, page)) = &self.cached {
-            if *cached == bucket {
-                return Ok(page.clone());
-            }
+    /// Makes `bucket`'s first page the cached one, reading it unless it
+    /// already is, and lends it: lookups and inserts work on it in place.
+    fn cached_bucket(&mut self, bucket: u64) -> std::io::Result<&mut Page> {
+        if !matches!(&self.cached, Some((cached, _)) if *cached == bucket) {
+            self.cached = None;
+            self.cached = Some((bucket, self.read_page(PageAt::Bucket(bucket))?));
         }
-        let page = self.read_page(PageAt::Bucket(bucket))?;
-        self.cached = Some((bucket, page.clone()));
-        Ok(page)
+        Ok(&mut self.cached.as_mut().expect("cached above").1)
+    }
+
+    /// Writes the cached bucket page back (after a change to it in place).
+    fn write_cached_bucket(&mut self) -> std::io::Result<()> {
+        let (bucket, page) = self.cached.as_ref().expect("a bucket page is cached");
+        let written = self.write_page(PageAt::Bucket(*bucket), page);
+        if written.is_err() {
+            // What is on disk is unknown now (and the table is not used again: `failed`).
+            self.cached = None;
+        }
+        written
     }
 
     fn write_bucket_page(&mut self, bucket: u64, page: Box<Page>) -> std::io::Result<()> {
-        // Forget the cached page first: if the write fails, no stale page
-        // stays cached (and the table is not used again: `failed`).
-        self.cached = None;
-        self.write_page(PageAt::Bucket(bucket), &page)?;
         self.cached = Some((bucket, page));
-        Ok(())
+        self.write_cached_bucket()
     }
 
     fn usable(&self) -> std::io::Result<()> {
@@ -243,17 +248,19 @@ impl DiskTable {
     }
 
     fn find(&mut self, key: &Key) -> std::io::Result<Option<Value>> {
-        let bucket = self.bucket_of(key);
-        let mut page = self.bucket_page(bucket)?;
-        loop {
+        let first = self.cached_bucket(self.bucket_of(key))?;
+        if let Some(value) = first.find(key) {
+            return Ok(Some(value));
+        }
+        let mut next = first.next();
+        while next != 0 {
+            let page = self.read_page(PageAt::Overflow(next))?;
             if let Some(value) = page.find(key) {
                 return Ok(Some(value));
             }
-            match page.next() {
-                0 => return Ok(None),
-                next => page = self.read_page(PageAt::Overflow(next))?,
-            }
+            next = page.next();
         }
+        Ok(None)
     }
 
     /// Stores `value` for `key`, which must not be in the table yet (the
@@ -267,15 +274,34 @@ impl DiskTable {
         stored
     }
 
+    /// Puts the entry in the first page of its bucket's chain with room,
+    /// adding an overflow page at the end when every page is full; then
+    /// splits the next bucket if the table is past its load.
     fn store(&mut self, key: &Key, value: &Value) -> std::io::Result<()> {
-        let bucket = self.bucket_of(key);
-        let first = self.bucket_page(bucket)?;
-        if first.count() < SLOTS_PER_PAGE && first.next() == 0 {
-            let mut page = first;
-            page.push(key, value);
-            self.write_bucket_page(bucket, page)?;
+        let first = self.cached_bucket(self.bucket_of(key))?;
+        if first.count() < SLOTS_PER_PAGE {
+            first.push(key, value);
+            self.write_cached_bucket()?;
         } else {
-            self.insert_in_chain(bucket, first, key, value)?;
+            let mut next = first.next();
+            if next == 0 {
+                let added = self.overflow_page_with(key, value)?;
+                self.cached.as_mut().expect("the bucket's page is cached").1.set_next(added);
+                self.write_cached_bucket()?;
+            }
+            while next != 0 {
+                let mut page = self.read_page(PageAt::Overflow(next))?;
+                if page.count() < SLOTS_PER_PAGE {
+                    page.push(key, value);
+                } else if page.next() == 0 {
+                    page.set_next(self.overflow_page_with(key, value)?);
+                } else {
+                    next = page.next();
+                    continue;
+                }
+                self.write_page(PageAt::Overflow(next), &page)?;
+                break;
+            }
         }
         self.entries += 1;
         let slots = self.bucket_count() * SLOTS_PER_PAGE as u64;
@@ -285,37 +311,13 @@ impl DiskTable {
         Ok(())
     }
 
-    /// Inserts into the first page of the bucket's chain with room, adding
-    /// an overflow page at the end when every page is full.
-    fn insert_in_chain(&mut self, bucket: u64, first: Box<Page>, key: &Key, value: &Value) -> std::io::Result<()> {
-        let mut at = PageAt::Bucket(bucket);
-        let mut page = first;
-        loop {
-            if page.count() < SLOTS_PER_PAGE {
-                page.push(key, value);
-                return self.put(at, page);
-            }
-            match page.next() {
-                0 => break,
-                next => {
-                    at = PageAt::Overflow(next);
-                    page = self.read_page(at)?;
-                }
-            }
-        }
-        let new = self.allocate_overflow()?;
-        let mut added = Page::empty();
-        added.push(key, value);
-        self.write_page(PageAt::Overflow(new), &added)?;
-        page.set_next(new);
-        self.put(at, page)
-    }
-
-    fn put(&mut self, at: PageAt, page: Box<Page>) -> std::io::Result<()> {
-        match at {
-            PageAt::Bucket(bucket) => self.write_bucket_page(bucket, page),
-            PageAt::Overflow(_) => self.write_page(at, &page),
-        }
+    /// A new overflow page holding one entry; returns its number.
+    fn overflow_page_with(&mut self, key: &Key, value: &Value) -> std::io::Result<u32> {
+        let number = self.allocate_overflow()?;
+        let mut page = Page::empty();
+        page.push(key, value);
+        self.write_page(PageAt::Overflow(number), &page)?;
+        Ok(number)
     }
 
     fn allocate_overflow(&mut self) -> std::io::Result<u32> {
@@ -344,17 +346,14 @@ impl DiskTable {
     fn split_next(&mut self) -> std::io::Result<()> {
         let old = self.split;
         let new = old + (1u64 << self.level);
-        let mut entries = Vec::with_capacity(2 * SLOTS_PER_PAGE);
-        let mut page = self.bucket_page(old)?;
-        loop {
+        let first = self.cached_bucket(old)?;
+        let mut entries: Vec<(Key, Value)> = first.entries().collect();
+        let mut next = first.next();
+        while next != 0 {
+            let page = self.read_page(PageAt::Overflow(next))?;
             entries.extend(page.entries());
-            match page.next() {
-                0 => break,
-                next => {
-                    page = self.read_page(PageAt::Overflow(next))?;
-                    self.free_overflow_page(next)?;
-                }
-            }
+            self.free_overflow_page(next)?;
+            next = page.next();
         }
         let high_bit = 1u64 << self.level;
         let (moved, stayed): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(key, _)| hash_of(key) & high_bit != 0);

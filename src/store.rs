@@ -521,6 +521,42 @@ struct LogRecords<'a> {
     failed: bool,
 }
 
+/// The records of a store that keeps them in sled (written before
+/// `records.log`), from `next` up to the head's size without a gap: a
+/// missing value is an error, never a shorter or gapped chain, as
+/// `LogRecords` guarantees by reading the places the head commits.
+struct SledRecords {
+    values: sled::Iter,
+    next: u64,
+    end: u64,
+    failed: bool,
+}
+
+impl Iterator for SledRecords {
+    type Item = Result<StoredRecord, StorageError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.next >= self.end {
+            return None;
+        }
+        let missing = |what: String| storage(format!("stored record {} is missing ({what})", self.next));
+        let record = match self.values.next() {
+            None => Err(missing(format!("the head names {}", self.end))),
+            Some(item) => {
+                item.map_err(storage).and_then(|(key, value)| decode_sled_record(&key, &value)).and_then(|record| {
+                    if record.seq == self.next {
+                        Ok(record)
+                    } else {
+                        Err(missing(format!("found seq {}", record.seq)))
+                    }
+                })
+            }
+        };
+        self.failed = record.is_err();
+        self.next += 1;
+        Some(record)
+    }
+}
+
 impl LogRecords<'_> {
     fn fill(&mut self) -> Result<(), StorageError> {
         use std::os::unix::fs::FileExt as _;
@@ -653,12 +689,12 @@ impl Store for SledStore {
             let batch = std::collections::VecDeque::new();
             return Box::new(LogRecords { log, next: from.min(end), end, batch, failed: false });
         }
-        let end = [RECORD_PREFIX + 1];
-        Box::new(
-            self.db
-                .range(record_key(from).to_vec()..end.to_vec())
-                .map(|item| item.map_err(storage).and_then(|(k, v)| decode_sled_record(&k, &v))),
-        )
+        let end = match self.head() {
+            Ok(head) => head.map_or(0, |head| head.size),
+            Err(error) => return Box::new(std::iter::once(Err(error))),
+        };
+        let values = self.db.range(record_key(from).to_vec()..[RECORD_PREFIX + 1].to_vec());
+        Box::new(SledRecords { values, next: from, end, failed: false })
     }
 
     fn event(&self, id: &str) -> Result<Option<IndexedEvent>, StorageError> {

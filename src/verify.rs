@@ -99,6 +99,9 @@ struct IdIndex {
     /// `RefCell`: a lookup through `EventIndex::event(&self)` keeps the page
     /// it read for the insert that follows.
     table: RefCell<Option<DiskTable>>,
+    /// The last id keyed and its key: validation looks an event's id up and
+    /// the insert that follows names it again, one hash instead of two.
+    last_key: RefCell<(String, idtable::Key)>,
     texts: Vec<Box<str>>,
     text_ids: HashMap<Box<str>, u32>,
 }
@@ -164,7 +167,18 @@ impl IdIndex {
     fn new(scratch: PathBuf) -> IdIndex {
         let mut salt = [0u8; 32];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut salt);
-        IdIndex { scratch, salt, table: RefCell::new(None), texts: Vec::new(), text_ids: HashMap::new() }
+        let last_key = RefCell::new((String::new(), id_key(&salt, "")));
+        IdIndex { scratch, salt, table: RefCell::new(None), last_key, texts: Vec::new(), text_ids: HashMap::new() }
+    }
+
+    fn key_of(&self, id: &str) -> idtable::Key {
+        let mut last = self.last_key.borrow_mut();
+        if last.0 != id {
+            last.0.clear();
+            last.0.push_str(id);
+            last.1 = id_key(&self.salt, id);
+        }
+        last.1
     }
 
     fn text(&mut self, text: &str) -> u32 {
@@ -194,7 +208,7 @@ impl IdIndex {
             *table = Some(DiskTable::create_in(&self.scratch).map_err(|e| scratch_error(&self.scratch, e))?);
         }
         let table = table.as_mut().expect("created above");
-        table.insert(&id_key(&self.salt, id), &row.encode()).map_err(|e| scratch_error(&self.scratch, e))
+        table.insert(&self.key_of(id), &row.encode()).map_err(|e| scratch_error(&self.scratch, e))
     }
 }
 
@@ -204,7 +218,7 @@ impl EventIndex for IdIndex {
         let Some(table) = table.as_mut() else {
             return Ok(None);
         };
-        let Some(bytes) = table.get(&id_key(&self.salt, id)).map_err(|e| scratch_error(&self.scratch, e))? else {
+        let Some(bytes) = table.get(&self.key_of(id)).map_err(|e| scratch_error(&self.scratch, e))? else {
             return Ok(None);
         };
         let row = IndexRow::decode(&bytes);

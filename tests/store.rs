@@ -333,6 +333,22 @@ fn a_record_file_shorter_than_the_head_stops_the_open_instead_of_serving_a_short
     assert_eq!(sunledger::ledger::Ledger::open(dir.path()).unwrap().state().size, 10);
 }
 
+/// sled itself, for tests that damage or rewrite what the store keeps there.
+/// A just-dropped store's flusher thread may still hold sled's file lock for
+/// a moment (as `SledStore::open` allows for): wait for it, bounded.
+fn raw_sled(path: &std::path::Path) -> sled::Db {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::open(path) {
+            Ok(db) => return db,
+            Err(error) if error.to_string().contains("lock") && started.elapsed().as_secs() < 5 => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(error) => panic!("cannot open sled in {}: {error}", path.display()),
+        }
+    }
+}
+
 #[test]
 fn damaged_record_places_are_errors_not_wrong_records() {
     // Goal: places in sled that disagree with the head (more of them than it names) fail the open; a
@@ -343,7 +359,7 @@ fn damaged_record_places_are_errors_not_wrong_records() {
     append_and_snapshot(dir.path(), &lines[..10]);
     let chunk_key = [&b"x"[..], &0u64.to_be_bytes()].concat();
     let original = {
-        let db = sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         let value = db.get(&chunk_key).unwrap().expect("chunk 0 holds the places of records 0..10").to_vec();
         assert_eq!(value.len(), 8 * 11, "its start, then 10 ends");
         let mut longer = value.clone();
@@ -356,7 +372,7 @@ fn damaged_record_places_are_errors_not_wrong_records() {
     assert!(error.0.contains("damaged record places"), "{}", error.0);
     {
         // Record 3's end moved far past the file (still in order with the next ones' ends).
-        let db = sled::open(dir.path()).unwrap();
+        let db = raw_sled(dir.path());
         let mut far = original.clone();
         for end in far[8 * 4..].chunks_exact_mut(8) {
             end.copy_from_slice(&(u64::MAX / 2).to_le_bytes());
@@ -373,7 +389,7 @@ fn damaged_record_places_are_errors_not_wrong_records() {
         sunledger::generate::county_year(3, sunledger::generate::CountyOptions { misuse: false, ..Default::default() });
     append_and_snapshot(county.path(), &generated.lines[..100]);
     {
-        let db = sled::open(county.path()).unwrap();
+        let db = raw_sled(county.path());
         let mut far = db.get(&chunk_key).unwrap().unwrap().to_vec();
         assert_eq!(far.len(), 8 * 65, "chunk 0 is full");
         for end in far[8 * 4..].chunks_exact_mut(8) {
@@ -427,6 +443,56 @@ fn records_read_back_whole_from_any_place_after_groups_of_any_size() {
     check(sunledger::ledger::Ledger::open(dir.path()).unwrap().store());
 }
 
+/// A copy of the store in `new` in the layout before the record files:
+/// everything it has in sled, and each record under `r` u64be(seq).
+fn old_layout_copy(new: &std::path::Path) -> tempfile::TempDir {
+    let old = tempfile::tempdir().unwrap();
+    let store = sunledger::store::SledStore::open(new).unwrap();
+    let records: Vec<_> = store.records_from(0).map(Result::unwrap).collect();
+    drop(store);
+    let from = raw_sled(new);
+    let to = raw_sled(old.path());
+    for item in from.iter() {
+        let (key, value) = item.unwrap();
+        to.insert(key, value).unwrap();
+    }
+    for record in records {
+        let value = [&record.recorded_at_ms.to_be_bytes()[..], &record.hash, &record.envelope_bytes].concat();
+        to.insert(old_record_key(record.seq), value).unwrap();
+    }
+    to.flush().unwrap();
+    old
+}
+
+fn old_record_key(seq: u64) -> Vec<u8> {
+    let mut key = vec![b'r'];
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+#[test]
+fn a_store_that_keeps_its_records_in_sled_reads_no_gap_and_no_short_chain() {
+    // Goal: in the old layout a record value missing inside the chain or at its end is an error
+    // naming that seq, where iterating sled's values alone would give a gapped or shorter chain.
+    let lines = vector_lines();
+    let new = tempfile::tempdir().unwrap();
+    append_and_snapshot(new.path(), &lines[..12]);
+    for (removed, after) in [(5u64, "found seq 6"), (11, "the head names 12")] {
+        let old = old_layout_copy(new.path());
+        {
+            let db = raw_sled(old.path());
+            db.remove(old_record_key(removed)).unwrap().expect("the record was there");
+            db.flush().unwrap();
+        }
+        let store = sunledger::store::SledStore::open(old.path()).unwrap();
+        let read: Vec<_> = store.records_from(0).collect();
+        assert_eq!(read.len() as u64, removed + 1, "records up to the gap, then the error, then nothing");
+        let error = read.last().unwrap().as_ref().unwrap_err();
+        assert!(error.0.contains(&format!("stored record {removed} is missing ({after})")), "{}", error.0);
+        assert!(read[..removed as usize].iter().all(Result::is_ok));
+    }
+}
+
 #[test]
 fn a_store_that_keeps_its_records_in_sled_opens_reads_and_appends_as_before() {
     // Goal: stores written before the record files (records under sled's `r` keys) still open to the
@@ -434,30 +500,11 @@ fn a_store_that_keeps_its_records_in_sled_opens_reads_and_appends_as_before() {
     let lines = vector_lines();
     let new = tempfile::tempdir().unwrap();
     append_and_snapshot(new.path(), &lines[..12]);
-    let old = tempfile::tempdir().unwrap();
-    {
-        // The old layout: everything the new store has in sled, and each record under `r` u64be(seq).
-        let store = sunledger::store::SledStore::open(new.path()).unwrap();
-        let records: Vec<_> = store.records_from(0).map(Result::unwrap).collect();
-        drop(store);
-        let from = sled::open(new.path()).unwrap();
-        let to = sled::open(old.path()).unwrap();
-        for item in from.iter() {
-            let (key, value) = item.unwrap();
-            to.insert(key, value).unwrap();
-        }
-        for record in records {
-            let mut key = vec![b'r'];
-            key.extend_from_slice(&record.seq.to_be_bytes());
-            let value = [&record.recorded_at_ms.to_be_bytes()[..], &record.hash, &record.envelope_bytes].concat();
-            to.insert(key, value).unwrap();
-        }
-        to.flush().unwrap();
-    }
+    let old = old_layout_copy(new.path());
     assert!(records_and_state(old.path(), true) == records_and_state(new.path(), true), "the old store reads the same");
     assert_eq!(append_and_snapshot(old.path(), &lines[12..]), append_and_snapshot(new.path(), &lines[12..]));
     assert!(records_and_state(old.path(), false) == records_and_state(new.path(), false));
     assert!(!old.path().join(sunledger::store::RECORD_LOG_FILE).exists(), "the old store keeps its records in sled");
-    let db = sled::open(old.path()).unwrap();
+    let db = raw_sled(old.path());
     assert_eq!(db.scan_prefix(b"r").count(), lines.len());
 }
