@@ -614,15 +614,36 @@ fn read_group(reader: &mut dyn BufRead, line_number: &mut u64) -> Result<Group, 
     Ok((group, numbers, early))
 }
 
+/// `export`: the whole chain as export lines (SPEC §6), to `out` or stdout.
+///
+/// With `--out`, the lines go to a new file beside `out` that takes `out`'s
+/// name only once the whole chain is written and synced: a store that turns
+/// out short or unreadable part-way (exit 2) leaves no partial export
+/// behind, and an existing file at `out` is untouched until then.
 fn export(data: &Path, out: Option<&Path>) -> CommandResult {
     let store = open_existing_store(data)?;
-    let sink: Box<dyn Write> = match out {
+    match out {
         Some(path) => {
-            Box::new(std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?)
+            let dir = match path.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent,
+                _ => Path::new("."),
+            };
+            let file = tempfile::Builder::new()
+                .prefix(".sunledger-export-")
+                .tempfile_in(dir)
+                .map_err(|e| format!("cannot create a file in {}: {e}", dir.display()))?;
+            let mut writer = BufWriter::with_capacity(1 << 20, file);
+            write_export(&store, &mut writer)?;
+            let file = writer.into_inner().map_err(|e| format!("cannot write: {}", e.error()))?;
+            file.as_file().sync_all().map_err(|e| format!("cannot write: {e}"))?;
+            file.persist(path).map_err(|e| format!("cannot create {}: {}", path.display(), e.error))?;
         }
-        None => Box::new(std::io::stdout().lock()),
-    };
-    let mut writer = BufWriter::with_capacity(1 << 20, sink);
+        None => write_export(&store, &mut BufWriter::with_capacity(1 << 20, std::io::stdout().lock()))?,
+    }
+    Ok(EXIT_OK)
+}
+
+fn write_export(store: &dyn crate::store::Store, writer: &mut impl Write) -> Result<(), String> {
     let mut prev = crate::chain::GENESIS_PREV;
     let mut line = Vec::with_capacity(4096);
     // The store yields the whole chain up to its head, or an error.
@@ -634,8 +655,7 @@ fn export(data: &Path, out: Option<&Path>) -> CommandResult {
         writer.write_all(&line).map_err(|e| format!("cannot write: {e}"))?;
         prev = record.hash;
     }
-    writer.flush().map_err(|e| format!("cannot write: {e}"))?;
-    Ok(EXIT_OK)
+    writer.flush().map_err(|e| format!("cannot write: {e}"))
 }
 
 /// Feeds a verifier from an export file, line by line.

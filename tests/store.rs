@@ -508,3 +508,46 @@ fn a_store_that_keeps_its_records_in_sled_opens_reads_and_appends_as_before() {
     let db = raw_sled(old.path());
     assert_eq!(db.scan_prefix(b"r").count(), lines.len());
 }
+
+#[test]
+fn an_export_to_a_file_is_whole_or_absent() {
+    // Goal: `export --out` of a store found short part-way exits 2 and leaves no partial export (nor a
+    // temporary file) behind, and a file already at that path is untouched; a whole store's export
+    // lands at the path, byte for byte what stdout gets.
+    let lines = vector_lines();
+    let new = tempfile::tempdir().unwrap();
+    append_and_snapshot(new.path(), &lines[..12]);
+    let old = old_layout_copy(new.path());
+    {
+        let db = raw_sled(old.path());
+        db.remove(old_record_key(8)).unwrap().expect("the record was there");
+        db.flush().unwrap();
+    }
+    let run = |data: &std::path::Path, out: Option<&std::path::Path>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sunledger"));
+        command.args(["export", "--data", data.to_str().unwrap()]);
+        if let Some(out) = out {
+            command.args(["--out", out.to_str().unwrap()]);
+        }
+        command.output().unwrap()
+    };
+    let target = tempfile::tempdir().unwrap();
+    let fresh = target.path().join("fresh.jsonl");
+    let output = run(old.path(), Some(&fresh));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("stored record 8 is missing"), "{stderr}");
+    assert!(std::fs::read_dir(target.path()).unwrap().next().is_none(), "nothing left in the directory");
+    let existing = target.path().join("existing.jsonl");
+    std::fs::write(&existing, b"an earlier export\n").unwrap();
+    assert_eq!(run(old.path(), Some(&existing)).status.code(), Some(2));
+    assert_eq!(std::fs::read(&existing).unwrap(), b"an earlier export\n");
+    assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 1, "only the earlier export");
+
+    let whole = run(new.path(), None);
+    assert_eq!(whole.status.code(), Some(0));
+    assert_eq!(whole.stdout.iter().filter(|b| **b == b'\n').count(), 12);
+    assert_eq!(run(new.path(), Some(&existing)).status.code(), Some(0));
+    assert_eq!(std::fs::read(&existing).unwrap(), whole.stdout);
+    assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 1);
+}
