@@ -8,6 +8,7 @@
 //!        sunledger-bench --scale [--counties C] [--villages V] [--households H] [--months M] [--reads N]
 //!        sunledger-bench --reopen DATA_DIR   (times `Ledger::open` of an existing ledger)
 //!        sunledger-bench --pages DATA_DIR [--period YYYY-MM] [--reads N]   (notice pages of an existing ledger)
+//!        sunledger-bench --under-writes DATA_DIR [--seconds S]   (household reads while events are written)
 //! With `BENCH_KEEP=1`, `--scale` keeps its directory (ledger in `data/`) for `--reopen` and `--pages`.
 //!
 //! `--scale` measures what depends on the ledger's length instead, on a
@@ -625,6 +626,123 @@ fn open_decoded(dir: &std::path::Path) -> Ledger {
     ledger
 }
 
+/// Signed household reads on a province ledger of `generate::province`
+/// (seed 1, kept by `--scale` with BENCH_KEEP), first on a quiet server,
+/// then while one client appends `flag_review` events (an auditor's, so
+/// valid on any such ledger) at ~20 per second: read and write latency
+/// (p50 / p99 / largest). Every appended event makes the flags stale, so
+/// this shows what a rules evaluation costs the reads and the writes.
+/// The events stay in the ledger.
+fn under_writes(data: &std::path::Path, args: &[String]) {
+    let seconds = args
+        .iter()
+        .position(|a| a == "--seconds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(90u64);
+    // The same seed derives the same keys whatever the province's size.
+    let tiny = sunledger::generate::ProvinceOptions {
+        counties: 1,
+        villages_per_county: 1,
+        households_per_village: 1,
+        months: 1,
+        programs: 5,
+    };
+    let keys = sunledger::generate::province(1, tiny, &mut std::io::sink()).unwrap().keys;
+    let auditor = keys.iter().find(|(id, _)| id.contains("-aud/")).cloned().expect("an auditor key");
+    let auditor_office = auditor.0.split('/').next().unwrap().to_string();
+    let ledger = open_decoded(data);
+    let ledger_id = ledger.state().ledger_id.clone().expect("a ledger id");
+    let at = ledger.state().clock.expect("a ledger clock").to_string();
+    let households: Vec<String> =
+        ledger.state().households.keys().step_by(37).take(5000).map(|h| format!("/v1/households/{h}")).collect();
+    let (addr, stop_tx, server) = start_server(ledger);
+    wait_for_warm_up(&addr);
+    let read_headers = |path: &str| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        vec![(
+            "Authorization".to_string(),
+            sunledger::server::auth::authorization(&auditor.0, &auditor.1, "GET", path, now),
+        )]
+    };
+    // The first read evaluates the flags (or waits for the start-up evaluation).
+    let first = Instant::now();
+    read_latencies(&addr, &households, 1, read_headers);
+    eprintln!("first household read: {:.0} ms", first.elapsed().as_secs_f64() * 1000.0);
+    let quiet = read_latencies(&addr, &households, 2000, read_headers);
+    eprintln!("quiet: household reads p50/p99 {quiet:.2?} ms");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let run_id = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let (mut reads, mut writes) = (Vec::new(), Vec::new());
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            let mut latencies = Vec::new();
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(seconds) {
+                let n = latencies.len();
+                let payload = json!({"v": 1, "ledger": ledger_id, "id": format!("uw-{run_id}-{n}"), "kind": "flag_review",
+                    "office": auditor_office, "at": at,
+                    "body": {"flag_id": format!("{:016x}", n), "status": "under_review", "note": "bench"}});
+                let line = signed(payload, std::slice::from_ref(&auditor));
+                let sent = Instant::now();
+                let response = sunledger::http_client::request(
+                    &addr,
+                    "POST",
+                    "/v1/events",
+                    &[("Content-Type", "application/json")],
+                    line.as_bytes(),
+                )
+                .unwrap();
+                latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                assert_eq!(response.status, 200, "{}", response.text());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            latencies
+        });
+        let readers: Vec<_> = (0..2)
+            .map(|r| {
+                let (households, stop, addr, read_headers) = (&households, &stop, &addr, &read_headers);
+                scope.spawn(move || {
+                    let mut latencies = Vec::new();
+                    let mut n = r * 1000;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let path = &households[(n * 7919) % households.len()];
+                        n += 1;
+                        let owned = read_headers(path);
+                        let headers: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                        let sent = Instant::now();
+                        let response = sunledger::http_client::request(addr, "GET", path, &headers, b"").unwrap();
+                        latencies.push(sent.elapsed().as_secs_f64() * 1000.0);
+                        assert_eq!(response.status, 200, "{path}: {}", response.text());
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        writes = writer.join().unwrap();
+        for reader in readers {
+            reads.extend(reader.join().unwrap());
+        }
+    });
+    let _ = stop_tx.send(());
+    server.join().unwrap();
+    let summary = |mut values: Vec<f64>| {
+        values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let over = values.iter().filter(|v| **v > 50.0).count();
+        (values.len(), at_per_mille(&values, 500), at_per_mille(&values, 990), at_per_mille(&values, 1000), over)
+    };
+    let (read_count, read_p50, read_p99, read_max, read_over) = summary(reads);
+    let (write_count, write_p50, write_p99, write_max, write_over) = summary(writes);
+    println!(
+        "| figure ({seconds} s, 2 readers, 1 writer at ~20 events/s) | count | p50 | p99 | largest | over 50 ms |"
+    );
+    println!("|---|---|---|---|---|---|");
+    println!("| household read, quiet server | 2000 | {:.2} ms | {:.2} ms | — | — |", quiet.0, quiet.1);
+    println!("| household read, under writes | {read_count} | {read_p50:.2} ms | {read_p99:.2} ms | {read_max:.0} ms | {read_over} |");
+    println!("| single-event write (acknowledged = durable) | {write_count} | {write_p50:.2} ms | {write_p99:.2} ms | {write_max:.0} ms | {write_over} |");
+}
+
 fn scale(args: &[String]) {
     let value = |flag: &str, default: usize| {
         args.iter()
@@ -805,6 +923,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--scale") {
         scale(&args);
+        return;
+    }
+    if let Some(dir) = args.iter().position(|a| a == "--under-writes").and_then(|i| args.get(i + 1)) {
+        under_writes(std::path::Path::new(dir), &args);
         return;
     }
     if let Some(dir) = args.iter().position(|a| a == "--rules").and_then(|i| args.get(i + 1)) {
