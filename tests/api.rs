@@ -263,6 +263,52 @@ fn flags_follow_new_events() {
 }
 
 #[test]
+fn flags_of_a_ledger_slow_to_evaluate_come_from_the_background_with_their_size() {
+    // Goal (issue 6): when evaluating the rules takes longer than the cache's limit (every evaluation,
+    // with a limit of zero), a read after new events is not held up: it gets the last flags, says
+    // which ledger size they are as of (/v1/flags, the household, the audit page's note), and a
+    // background evaluation brings them to the new size, new flag included.
+    let dir = tempfile::tempdir().unwrap();
+    let data = vector_ledger(dir.path());
+    // Without the snapshot the open replays the chain, so nothing is left for the warm-up (whose end
+    // starts an evaluation of its own) and the sizes below are the test's alone.
+    std::fs::remove_file(data.join(sunledger::store::SNAPSHOT_FILE)).unwrap();
+    let server = TestServer::start_with(
+        &data,
+        Some(key_material("log/k1")),
+        sunledger::server::flags::FlagCache::with_sync_max(std::time::Duration::ZERO),
+    );
+    let flags = |server: &TestServer| {
+        let response = signed_get(server, "/v1/flags?rule=paid_before_notice");
+        assert_eq!(response.status, 200, "{}", response.text());
+        let json = response.json();
+        (json["size"].as_u64().unwrap(), json["flags_as_of_size"].as_u64().unwrap(), json["count"].as_u64().unwrap())
+    };
+    let (size, as_of, before) = flags(&server);
+    assert_eq!(as_of, size, "the first evaluation is done in the read");
+    assert_eq!(post(server.addr, "/v1/events", payout("bg1", 100).as_bytes()).status, 200);
+    let audit = get(server.addr, "/audit").text();
+    assert!(audit.contains(&format!("疑点按账本前 {size} 条记录核查（账本现有 {} 条）", size + 1)), "{audit}");
+    let view = signed_get(&server, "/v1/households/422822101201-0001").json();
+    assert!(view["flags_as_of_size"].as_u64().unwrap() <= size + 1);
+    let started = std::time::Instant::now();
+    loop {
+        let (now, as_of, count) = flags(&server);
+        assert_eq!(now, size + 1);
+        if as_of == now {
+            assert_eq!(count, before + 1, "the background evaluation has the new flag");
+            break;
+        }
+        assert_eq!((as_of, count), (size, before), "stale flags are the old size's, whole");
+        assert!(started.elapsed().as_secs() < 30, "no background evaluation");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let view = signed_get(&server, "/v1/households/422822101201-0001").json();
+    assert_eq!(view["flags_as_of_size"].as_u64(), Some(size + 1));
+    assert!(!get(server.addr, "/audit").text().contains("疑点按账本前"), "no note once the flags are current");
+}
+
+#[test]
 fn start_up_warm_up_decodes_what_the_reopen_left_encoded() {
     // Goal (issue 6): a server opened from a snapshot leaves households encoded until first used
     // (fast reopen); its background warm-up decodes them all without any request, which the

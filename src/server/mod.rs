@@ -6,6 +6,7 @@
 //! judge events (that is `validate`) and never hold a lock across an await.
 
 pub mod auth;
+pub mod flags;
 mod head_timeout;
 pub mod metrics;
 pub mod pages;
@@ -63,32 +64,7 @@ pub struct AppState {
     pub writer: WriterHandle,
     pub metrics: Arc<Metrics>,
     pub log_key: Option<Arc<crate::keys::KeyMaterial>>,
-    pub flags: Arc<FlagCache>,
-}
-
-/// The flags of the 17 rules (SPEC §7), evaluated at most once per ledger
-/// size: they are a pure function of the projections, which change only
-/// when records are appended. Without it every household read evaluated
-/// every rule over the whole ledger (27 ms at 57,000 events, BENCHMARKS.md).
-/// The mutex is held while evaluating, so concurrent readers of a new size
-/// wait for one evaluation instead of each running their own.
-#[derive(Default)]
-pub struct FlagCache(std::sync::Mutex<Option<(u64, Arc<Vec<crate::rules::Flag>>)>>);
-
-impl FlagCache {
-    /// The flags of `ledger` as it is now (the caller holds its read lock).
-    pub fn flags(&self, ledger: &Ledger) -> Arc<Vec<crate::rules::Flag>> {
-        let size = ledger.head().size;
-        let mut slot = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((cached_size, flags)) = slot.as_ref() {
-            if *cached_size == size {
-                return flags.clone();
-            }
-        }
-        let flags = Arc::new(crate::rules::evaluate(ledger.projections(), ledger.state(), policy()));
-        *slot = Some((size, flags.clone()));
-        flags
-    }
+    pub flags: Arc<flags::FlagCache>,
 }
 
 impl AppState {
@@ -418,7 +394,7 @@ pub async fn issue_checkpoint(state: &AppState) -> Result<String, ApiError> {
     let key = state.log_key.clone().ok_or_else(|| ApiError::storage("the server has no log key"))?;
     let state = state.clone();
     let issued = tokio::task::spawn_blocking(move || {
-        let mut ledger = state.ledger.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut ledger = writer::write_lock(&state.ledger, &state.flags);
         let signing = key.signing_key()?;
         let note = ledger.issue_checkpoint(&key.key_id, signing)?;
         state.metrics.checkpoint();
@@ -540,10 +516,24 @@ pub async fn serve_async(
     ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
     stop: Option<tokio::sync::oneshot::Receiver<()>>,
 ) -> Result<(), String> {
+    serve_async_with(ledger, log_key, addr, ready, stop, flags::FlagCache::default()).await
+}
+
+/// `serve_async` with a given flag cache (tests choose when it evaluates in
+/// the background).
+pub async fn serve_async_with(
+    ledger: Ledger,
+    log_key: Option<crate::keys::KeyMaterial>,
+    addr: &str,
+    ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+    stop: Option<tokio::sync::oneshot::Receiver<()>>,
+    flags_cache: flags::FlagCache,
+) -> Result<(), String> {
     let ledger = Arc::new(RwLock::new(ledger));
     let metrics = Arc::new(Metrics::default());
-    let (writer, writer_thread) = writer::start(ledger.clone(), metrics.clone());
-    let state = AppState { ledger, writer, metrics, log_key: log_key.map(Arc::new), flags: Arc::default() };
+    let flags = Arc::new(flags_cache);
+    let (writer, writer_thread) = writer::start(ledger.clone(), metrics.clone(), flags.clone());
+    let state = AppState { ledger, writer, metrics, log_key: log_key.map(Arc::new), flags };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
     let listener = head_timeout::HeadTimeoutListener::new(listener, REQUEST_TIMEOUT);
@@ -554,10 +544,16 @@ pub async fn serve_async(
     let checkpoints = tokio::spawn(periodic_checkpoints(state.clone()));
     let stop_warm_up = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let warm_up = {
-        let (ledger, stop) = (state.ledger.clone(), stop_warm_up.clone());
+        let (ledger, stop, flags) = (state.ledger.clone(), stop_warm_up.clone(), state.flags.clone());
         std::thread::Builder::new()
             .name("warm-up".into())
-            .spawn(move || warm_up(&ledger, &stop))
+            .spawn(move || {
+                if warm_up(&ledger, &stop) {
+                    // A ledger opened from a large snapshot: its flags are
+                    // evaluated now, not by the first read that needs them.
+                    flags.start_refresh(&ledger);
+                }
+            })
             .map_err(|e| format!("cannot start the warm-up thread: {e}"))?
     };
     let app = router(state.clone());
@@ -587,20 +583,22 @@ pub async fn serve_async(
 /// decoding all 360,000 households of the 10 M ledger took 2.5–2.8 s).
 /// The server answers from the start; until the warm-up reaches a village,
 /// its first page also pays for decoding its households (BENCHMARKS.md).
-fn warm_up(ledger: &RwLock<Ledger>, stop: &std::sync::atomic::AtomicBool) {
+///
+/// Returns whether it decoded anything and finished.
+fn warm_up(ledger: &RwLock<Ledger>, stop: &std::sync::atomic::AtomicBool) -> bool {
     let read = || ledger.read().unwrap_or_else(|poisoned| poisoned.into_inner());
     let started = std::time::Instant::now();
     let ids: Vec<crate::sym::Sym> = {
         let ledger = read();
         let households = &ledger.projections().households;
         if households.undecoded() == 0 {
-            return;
+            return false;
         }
         households.keys().copied().collect()
     };
     for turn in ids.chunks(WARM_UP_HOUSEHOLDS_PER_TURN) {
         if stop.load(std::sync::atomic::Ordering::Relaxed) {
-            return;
+            return false;
         }
         let ledger = read();
         for id in turn {
@@ -610,6 +608,7 @@ fn warm_up(ledger: &RwLock<Ledger>, stop: &std::sync::atomic::AtomicBool) {
     let ledger = read();
     let _ = (ledger.projections().cards.get(), ledger.projections().persons.get());
     tracing::info!(households = ids.len(), ms = started.elapsed().as_millis() as u64, "warm-up: decoded the snapshot");
+    true
 }
 
 async fn periodic_checkpoints(state: AppState) {

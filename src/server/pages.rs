@@ -156,10 +156,10 @@ async fn audit(
     .map_err(ApiError::bad_request)?;
     let page = reads::blocking(move || {
         let ledger = state.read();
-        let all = state.flags.flags(&ledger);
-        let fund_offices = audit::offices_with_fund_flags(&all);
-        let flags = crate::report::filter_flags(&ledger, &all, &filter).map_err(ApiError::bad_request)?;
-        audit::audit_page(&ledger, &flags, &filter, &fund_offices).map_err(ApiError::storage)
+        let all = state.flags.flags(&state.ledger, &ledger);
+        let fund_offices = audit::offices_with_fund_flags(&all.flags);
+        let flags = crate::report::filter_flags(&ledger, &all.flags, &filter).map_err(ApiError::bad_request)?;
+        audit::audit_page(&ledger, &flags, all.size, &filter, &fund_offices).map_err(ApiError::storage)
     })
     .await?;
     Ok(html_response(StatusCode::OK, page))

@@ -4,14 +4,18 @@
 //! applies and commits them in ONE durable write under the write lock, and
 //! only then answers every submitter (group commit).
 
+use super::flags::FlagCache;
 use super::metrics::Metrics;
 use crate::ledger::{Ledger, OnRejection, Outcome, GROUP_EVENTS_MAX};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockWriteGuard, TryLockError};
 use tokio::sync::oneshot;
 
 /// Submissions waiting for the writer before new ones get 503.
 pub const WRITER_QUEUE_MAX: usize = 4096;
+
+/// How often the writer tries the lock while the flags are evaluated.
+const WRITE_LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// A submission: envelopes as received, and how to treat a rejection.
 pub struct Submission {
@@ -50,16 +54,20 @@ impl WriterHandle {
 }
 
 /// Starts the writer thread; it ends when every handle is dropped.
-pub fn start(ledger: Arc<RwLock<Ledger>>, metrics: Arc<Metrics>) -> (WriterHandle, std::thread::JoinHandle<()>) {
+pub fn start(
+    ledger: Arc<RwLock<Ledger>>,
+    metrics: Arc<Metrics>,
+    flags: Arc<FlagCache>,
+) -> (WriterHandle, std::thread::JoinHandle<()>) {
     let (sender, receiver) = std::sync::mpsc::sync_channel(WRITER_QUEUE_MAX);
     let thread = std::thread::Builder::new()
         .name("sunledger-writer".into())
-        .spawn(move || run(&ledger, &metrics, &receiver))
+        .spawn(move || run(&ledger, &metrics, &flags, &receiver))
         .expect("the writer thread starts");
     (WriterHandle { sender }, thread)
 }
 
-fn run(ledger: &RwLock<Ledger>, metrics: &Metrics, receiver: &Receiver<Submission>) {
+fn run(ledger: &RwLock<Ledger>, metrics: &Metrics, flags: &FlagCache, receiver: &Receiver<Submission>) {
     while let Ok(first) = receiver.recv() {
         let mut events = first.envelopes.len();
         let mut turn = vec![first];
@@ -72,22 +80,24 @@ fn run(ledger: &RwLock<Ledger>, metrics: &Metrics, receiver: &Receiver<Submissio
                 Err(_) => break,
             }
         }
-        write_turn(ledger, metrics, turn);
+        write_turn(ledger, metrics, flags, turn);
     }
-    if let Ok(mut ledger) = ledger.write() {
-        if let Err(error) = ledger.save_snapshot() {
+    // A poisoned lock means a turn panicked part-way: its state is not saved
+    // (the next open replays the records instead).
+    if !ledger.is_poisoned() {
+        if let Err(error) = write_lock(ledger, flags).save_snapshot() {
             tracing::error!(%error, "could not save the state snapshot at shutdown");
         }
     }
 }
 
-fn write_turn(ledger: &RwLock<Ledger>, metrics: &Metrics, turn: Vec<Submission>) {
+fn write_turn(ledger: &RwLock<Ledger>, metrics: &Metrics, flags: &FlagCache, turn: Vec<Submission>) {
     let prepared: Vec<_> = {
         let ledger = ledger.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         turn.iter().map(|s| ledger.prepare(&s.envelopes.iter().map(Vec::as_slice).collect::<Vec<_>>())).collect()
     };
     let started = std::time::Instant::now();
-    let mut ledger = ledger.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut ledger = write_lock(ledger, flags);
     let mut group = ledger.begin_group();
     let mut results = Vec::with_capacity(turn.len());
     let mut failed: Option<String> = None;
@@ -126,6 +136,22 @@ fn write_turn(ledger: &RwLock<Ledger>, metrics: &Metrics, turn: Vec<Submission>)
             }
         }
     }
+}
+
+/// The write lock, for the writer and the checkpoints. While the flags are
+/// evaluated in the background (a read of seconds on a large ledger,
+/// `flags`), this polls for the lock instead of queueing on it: std's
+/// `RwLock` makes new readers wait behind a queued writer, so a queued
+/// writer would stall every read for as long.
+pub fn write_lock<'a>(ledger: &'a RwLock<Ledger>, flags: &FlagCache) -> RwLockWriteGuard<'a, Ledger> {
+    while flags.refreshing() {
+        match ledger.try_write() {
+            Ok(guard) => return guard,
+            Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => std::thread::sleep(WRITE_LOCK_POLL),
+        }
+    }
+    ledger.write().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn record(metrics: &Metrics, outcomes: &[Outcome]) {

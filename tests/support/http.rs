@@ -42,6 +42,15 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(data: &Path, log_key: Option<sunledger::keys::KeyMaterial>) -> TestServer {
+        TestServer::start_with(data, log_key, sunledger::server::flags::FlagCache::default())
+    }
+
+    /// `start` with a given flag cache.
+    pub fn start_with(
+        data: &Path,
+        log_key: Option<sunledger::keys::KeyMaterial>,
+        flags: sunledger::server::flags::FlagCache,
+    ) -> TestServer {
         let ledger = sunledger::ledger::Ledger::open(data).expect("the ledger opens");
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -49,12 +58,13 @@ impl TestServer {
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
             runtime.block_on(async move {
                 let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-                let server = tokio::spawn(sunledger::server::serve_async(
+                let server = tokio::spawn(sunledger::server::serve_async_with(
                     ledger,
                     log_key,
                     "127.0.0.1:0",
                     Some(bound_tx),
                     Some(stop_rx),
+                    flags,
                 ));
                 ready_tx.send(bound_rx.await.expect("the server binds")).unwrap();
                 server.await.unwrap().expect("the server runs");

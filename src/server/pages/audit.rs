@@ -68,6 +68,7 @@ pub fn refusal_page(reason: &str) -> String {
 pub fn audit_page(
     ledger: &Ledger,
     flags: &[Flag],
+    flags_as_of_size: u64,
     filter: &FlagFilter,
     fund_offices: &BTreeSet<String>,
 ) -> Result<String, String> {
@@ -91,6 +92,15 @@ pub fn audit_page(
         flags.len(),
         yuan(amount)
     );
+    let size = ledger.head().size;
+    if flags_as_of_size < size {
+        // A large ledger's flags are evaluated in the background (server::flags).
+        let _ = writeln!(
+            out,
+            "<p class=\"meta stale\">疑点按账本前 {flags_as_of_size} 条记录核查（账本现有 {size} 条），\
+             将在后台自动更新。</p>"
+        );
+    }
     write_filters(&mut out, state, filter);
     write_by_rule(&mut out, flags);
     write_by_office(&mut out, state, flags, &offices_of_flags);

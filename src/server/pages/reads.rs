@@ -37,9 +37,11 @@ pub async fn household(
     authenticate(&state, &method, &uri, &headers)?;
     let view = blocking(move || {
         let ledger = state.read();
-        let flags = state.flags.flags(&ledger);
-        crate::report::household_view(ledger.projections(), &id, &flags)
-            .ok_or_else(|| ApiError::not_found(format!("no household {id:?}")))
+        let flags = state.flags.flags(&state.ledger, &ledger);
+        let mut view = crate::report::household_view(ledger.projections(), &id, &flags.flags)
+            .ok_or_else(|| ApiError::not_found(format!("no household {id:?}")))?;
+        view["flags_as_of_size"] = flags.size.into();
+        Ok(view)
     })
     .await?;
     Ok(Json(view).into_response())
@@ -67,9 +69,10 @@ pub async fn flags(
             .map_err(ApiError::bad_request)?;
     let body = blocking(move || {
         let ledger = state.read();
-        let all = state.flags.flags(&ledger);
-        let flags = crate::report::filter_flags(&ledger, &all, &filter).map_err(ApiError::bad_request)?;
-        Ok(json!({"as_of": ledger.state().clock, "count": flags.len(), "flags": flags}))
+        let all = state.flags.flags(&state.ledger, &ledger);
+        let flags = crate::report::filter_flags(&ledger, &all.flags, &filter).map_err(ApiError::bad_request)?;
+        Ok(json!({"as_of": ledger.state().clock, "size": ledger.head().size, "flags_as_of_size": all.size,
+            "count": flags.len(), "flags": flags}))
     })
     .await?;
     Ok(Json(body).into_response())
