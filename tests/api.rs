@@ -309,6 +309,53 @@ fn flags_of_a_ledger_slow_to_evaluate_come_from_the_background_with_their_size()
 }
 
 #[test]
+fn a_read_finding_no_flags_does_not_wait_for_an_evaluation_queued_behind_the_writer() {
+    // Goal (session 9 review): a read that holds the read lock and finds no flags yet, while the
+    // writer is queued for the write lock and the start-up evaluation is queued behind the writer,
+    // evaluates itself. Waiting for that evaluation (as the first version did) never ends: it waits
+    // for the writer, which waits for this read.
+    use std::sync::{mpsc, Arc, RwLock};
+    use std::time::Duration;
+    use sunledger::server::flags::FlagCache;
+    let dir = tempfile::tempdir().unwrap();
+    let data = vector_ledger(dir.path());
+    let shared = Arc::new(RwLock::new(sunledger::ledger::Ledger::open(&data).unwrap()));
+    let size = shared.read().unwrap().head().size;
+    let cache = Arc::new(FlagCache::with_sync_max(Duration::ZERO));
+    let (held_tx, held_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel();
+    let reader = {
+        let (shared, cache) = (Arc::clone(&shared), Arc::clone(&cache));
+        std::thread::spawn(move || {
+            let guard = shared.read().unwrap();
+            held_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            done_tx.send(cache.flags(&shared, &guard).size).unwrap();
+        })
+    };
+    held_rx.recv().unwrap();
+    let writer = {
+        let shared = Arc::clone(&shared);
+        std::thread::spawn(move || drop(shared.write().unwrap()))
+    };
+    std::thread::sleep(Duration::from_millis(200)); // the writer queues behind the read
+    cache.start_refresh(&shared);
+    std::thread::sleep(Duration::from_millis(200)); // the evaluation queues behind the writer
+    assert!(cache.refreshing(), "the background evaluation is waiting for the lock");
+    go_tx.send(()).unwrap();
+    let answered = done_rx.recv_timeout(Duration::from_secs(30)).expect("the read waited for the queued evaluation");
+    assert_eq!(answered, size, "the read's own evaluation, of its size");
+    reader.join().unwrap();
+    writer.join().unwrap();
+    let started = std::time::Instant::now();
+    while cache.refreshing() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the background evaluation never ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
 fn start_up_warm_up_decodes_what_the_reopen_left_encoded() {
     // Goal (issue 6): a server opened from a snapshot leaves households encoded until first used
     // (fast reopen); its background warm-up decodes them all without any request, which the
