@@ -25,6 +25,7 @@ pub mod notice;
 pub mod payload;
 pub mod personal;
 pub mod policy;
+pub mod process;
 pub mod projection;
 pub mod report;
 pub mod rules;

@@ -9,5 +9,6 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    sunledger::process::disable_transparent_huge_pages();
     std::process::exit(sunledger::cli::run());
 }

@@ -182,3 +182,39 @@ fn readme_main_command_runs_the_ledger() {
     let output = run(&["demo", "--help"]);
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_binary_runs_without_transparent_huge_pages() {
+    // Goal (session 9): `sunledger` turns THP off for its process at start (`process`), which the
+    // kernel reports in /proc/PID/status while the command runs (here, an import reading a pipe).
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(bin())
+        .args(["import", "--data", dir.path().join("data").to_str().unwrap(), "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let started = std::time::Instant::now();
+    let thp = loop {
+        let status = std::fs::read_to_string(&status_path).unwrap_or_default();
+        // Until the binary's main has run, the line is the parent's (1 here, or absent).
+        if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+            if line.ends_with('0') || started.elapsed().as_secs() > 10 {
+                break line.to_string();
+            }
+        } else if started.elapsed().as_secs() > 10 {
+            break "no THP_enabled line".to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    drop(child.stdin.take());
+    let _ = child.wait();
+    if thp == "no THP_enabled line" {
+        // Kernels before 5.0 do not report it; nothing to check there.
+        return;
+    }
+    assert_eq!(thp.split_whitespace().collect::<Vec<_>>(), ["THP_enabled:", "0"], "{thp}");
+}

@@ -920,6 +920,9 @@ fn scale(args: &[String]) {
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    // As the `sunledger` binary does, so the ceiling, the in-process server
+    // and the spawned commands run alike.
+    sunledger::process::disable_transparent_huge_pages();
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--scale") {
         scale(&args);
