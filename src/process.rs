@@ -6,12 +6,13 @@
 ///
 /// Why (BENCHMARKS.md, "Session 9"): with the kernel's THP on `always`, as
 /// here, mimalloc's fresh pages came as 2 MiB pages that the kernel zeroes
-/// whole on the first touch, and again after each purge: 12% of an
-/// import's samples were `clear_page_erms`. Off, in alternated runs on
+/// whole on the first touch: 12% of an import's samples were
+/// `clear_page_erms`. Off, in alternated runs on
 /// this machine: the 43,379-event province import 2.27 → 2.00 s and
-/// 183 → 129 MB; on the runner's synthetic chain import +22%, verify +6%,
-/// HTTP batches +8%; and no household read over 50 ms on the 10 M
-/// ledger under writes (two of ~270,000 with THP on, at ~300–400 ms).
+/// 183 → 129 MB; on the runner's synthetic chain (medians of three
+/// alternated pairs) import +22%, verify +6%, HTTP batches +8%; and no household read over 50 ms on the 10 M
+/// ledger under writes (with THP on, 2 of 268,857 in the run beside it,
+/// the largest 300 ms).
 ///
 /// Call it first thing in `main`: pages already faulted in stay as they are.
 pub fn disable_transparent_huge_pages() {

@@ -363,7 +363,7 @@ fn household_json(id: &str, household: &Household, deaths: &BTreeMap<Sym, Date>,
 
 /// A household for bureaus and auditors: status timeline, masked members
 /// with their keyed digests, card, payouts and those of `all` (the evaluated
-/// flags; the server caches them per ledger size, `server::FlagCache`) that
+/// flags; the server caches them per ledger size, `server::flags`) that
 /// name it. None if no such household. Never holds a raw ID or card number
 /// (the chain has none).
 pub fn household_view(projections: &Projections, household_id: &str, all: &[Flag]) -> Option<Value> {

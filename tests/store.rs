@@ -464,6 +464,15 @@ fn old_layout_copy(new: &std::path::Path) -> tempfile::TempDir {
     old
 }
 
+/// `old_layout_copy` with the record of seq `removed` taken out of sled.
+fn old_layout_copy_without(new: &std::path::Path, removed: u64) -> tempfile::TempDir {
+    let old = old_layout_copy(new);
+    let db = raw_sled(old.path());
+    db.remove(old_record_key(removed)).unwrap().expect("the record was there");
+    db.flush().unwrap();
+    old
+}
+
 fn old_record_key(seq: u64) -> Vec<u8> {
     let mut key = vec![b'r'];
     key.extend_from_slice(&seq.to_be_bytes());
@@ -478,12 +487,7 @@ fn a_store_that_keeps_its_records_in_sled_reads_no_gap_and_no_short_chain() {
     let new = tempfile::tempdir().unwrap();
     append_and_snapshot(new.path(), &lines[..12]);
     for (removed, after) in [(5u64, "found seq 6"), (11, "the head names 12")] {
-        let old = old_layout_copy(new.path());
-        {
-            let db = raw_sled(old.path());
-            db.remove(old_record_key(removed)).unwrap().expect("the record was there");
-            db.flush().unwrap();
-        }
+        let old = old_layout_copy_without(new.path(), removed);
         let store = sunledger::store::SledStore::open(old.path()).unwrap();
         let read: Vec<_> = store.records_from(0).collect();
         assert_eq!(read.len() as u64, removed + 1, "records up to the gap, then the error, then nothing");
@@ -517,12 +521,7 @@ fn an_export_to_a_file_is_whole_or_absent() {
     let lines = vector_lines();
     let new = tempfile::tempdir().unwrap();
     append_and_snapshot(new.path(), &lines[..12]);
-    let old = old_layout_copy(new.path());
-    {
-        let db = raw_sled(old.path());
-        db.remove(old_record_key(8)).unwrap().expect("the record was there");
-        db.flush().unwrap();
-    }
+    let old = old_layout_copy_without(new.path(), 8);
     let run = |data: &std::path::Path, out: Option<&std::path::Path>| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sunledger"));
         command.args(["export", "--data", data.to_str().unwrap()]);

@@ -606,6 +606,12 @@ fn read_latencies(
     (at_per_mille(&latencies, 500), at_per_mille(&latencies, 990))
 }
 
+/// The `Authorization` header of a GET of `path` signed by `key` now.
+fn signed_read_headers(key: &(String, SigningKey), path: &str) -> Vec<(String, String)> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    vec![("Authorization".to_string(), sunledger::server::auth::authorization(&key.0, &key.1, "GET", path, now))]
+}
+
 /// The value `per_mille` thousandths of the way up `sorted` (ascending):
 /// 500 the median, 990 p99, 1000 the largest.
 fn at_per_mille(sorted: &[f64], per_mille: usize) -> f64 {
@@ -658,13 +664,7 @@ fn under_writes(data: &std::path::Path, args: &[String]) {
         ledger.state().households.keys().step_by(37).take(5000).map(|h| format!("/v1/households/{h}")).collect();
     let (addr, stop_tx, server) = start_server(ledger);
     wait_for_warm_up(&addr);
-    let read_headers = |path: &str| {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-        vec![(
-            "Authorization".to_string(),
-            sunledger::server::auth::authorization(&auditor.0, &auditor.1, "GET", path, now),
-        )]
-    };
+    let read_headers = |path: &str| signed_read_headers(&auditor, path);
     // The first read evaluates the flags (or waits for the start-up evaluation).
     let first = Instant::now();
     read_latencies(&addr, &households, 1, read_headers);
@@ -839,11 +839,7 @@ fn scale(args: &[String]) {
     // already; this returns at once unless that changes.)
     wait_for_warm_up(&addr);
     let none = |_: &str| Vec::new();
-    let signed = |path: &str| {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-        let auth = sunledger::server::auth::authorization(&auditor.0, &auditor.1, "GET", path, now);
-        vec![("Authorization".to_string(), auth)]
-    };
+    let signed = |path: &str| signed_read_headers(&auditor, path);
     let account = read_latencies(&addr, &accounts, reads, none);
     eprintln!("account reads p50/p99: {account:.2?}");
     let household = read_latencies(&addr, &households, reads, signed);
